@@ -1,0 +1,15 @@
+"""One Brain per training scheme, sharing :class:`EnhancementBrain`'s
+model application and evaluation path."""
+
+from speechbrain_remix.brains.base import EnhancementBrain, separate
+from speechbrain_remix.brains.mixit import MixITBrain
+from speechbrain_remix.brains.remixit import RemixITBrain
+from speechbrain_remix.brains.supervised import SupervisedBrain
+
+__all__ = [
+    "EnhancementBrain",
+    "MixITBrain",
+    "RemixITBrain",
+    "SupervisedBrain",
+    "separate",
+]

@@ -1,0 +1,369 @@
+"""The shared part of every training scheme: how a model is applied, how
+batches are cropped, the learning-rate schedule, checkpoint selection and
+the one evaluation path (per-utterance ``test_results.csv``, a summary
+table, enhanced wavs).
+
+A scheme subclasses :class:`EnhancementBrain` and implements
+``compute_forward`` / ``compute_objectives`` for the TRAIN and VALID
+stages and ``systems()`` for evaluation.
+"""
+
+import csv
+import logging
+import math
+import os
+
+import numpy as np
+import soundfile as sf
+import speechbrain as sb
+import torch
+from speechbrain.utils.checkpoints import Checkpointer
+
+from speechbrain_remix.consistency import mixture_consistency
+from speechbrain_remix.data import random_crop
+from speechbrain_remix.losses import si_sdr
+from speechbrain_remix.rng import CheckpointableGenerator
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("si_sdr", "si_sdri", "pesq", "stoi")
+
+
+def normalize(mixture, eps=1e-9):
+    """Zero-mean, unit-std mixtures (Section III-D of RemixIT).
+
+    Returns the normalized mixture and the ``(mean, std)`` to undo it.
+    """
+    mean = mixture.mean(dim=-1, keepdim=True)
+    std = mixture.std(dim=-1, keepdim=True) + eps
+    return (mixture - mean) / std, (mean, std)
+
+
+def separate(model, mixture, rescale=True):
+    """Applies a separation model the way every scheme here does.
+
+    The mixture is normalized (mean/std, Section III-D of RemixIT), the
+    model's ``M`` outputs are projected to sum to it (Eq. 1), and, with
+    ``rescale``, brought back to the mixture's scale so that they add up to
+    the input mixture itself.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        Maps ``[B, T]`` to ``[B, M, T]``.
+    mixture : torch.Tensor
+        ``[B, T]``.
+    rescale : bool
+        Return estimates in the mixture's scale (else in the normalized
+        domain, where they sum to the normalized mixture).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, M, T]`` estimates.
+
+    Example
+    -------
+    >>> model = lambda x: torch.stack([0.5 * x, 0.1 * x], 1)
+    >>> mix = torch.randn(2, 100) * 3 + 1
+    >>> torch.allclose(separate(model, mix).sum(1), mix, atol=1e-4)
+    True
+    """
+    x, (mean, std) = normalize(mixture)
+    estimates = mixture_consistency(model(x), x)
+    if not rescale:
+        return estimates
+    n_src = estimates.shape[1]
+    return estimates * std.unsqueeze(1) + mean.unsqueeze(1) / n_src
+
+
+def load_pretrained(model, source, key="model"):
+    """Loads weights from a checkpoint folder, a checkpoint or a file.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        Receives the weights.
+    source : str
+        A ``.ckpt``/``.pt`` state-dict file, a SpeechBrain checkpoint
+        directory (``CKPT+...``) or a ``save`` folder holding several
+        (the most recent one that holds ``key`` is used).
+    key : str
+        The recoverable's name in the checkpoint (``model`` for supervised
+        and MixIT runs, ``student`` for RemixIT runs).
+
+    Returns
+    -------
+    str
+        The file the weights came from.
+    """
+    path = source
+    if os.path.isdir(source):
+        candidate = os.path.join(source, f"{key}.ckpt")
+        if os.path.isfile(candidate):
+            path = candidate
+        else:
+            ckpt = Checkpointer(source).find_checkpoint(
+                ckpt_predicate=lambda c: key in c.paramfiles
+            )
+            if ckpt is None:
+                raise FileNotFoundError(
+                    f"{source}: no checkpoint with a '{key}' model; train "
+                    "the teacher first (see the README) or point "
+                    "teacher_source to its save folder or .ckpt file"
+                )
+            path = ckpt.paramfiles[key]
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{source}: pretrained model not found; train the teacher first "
+            "(see the README) or fix teacher_source"
+        )
+    state = torch.load(path, map_location="cpu")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"{path}: weights do not fit the configured model; make the "
+            f"model hyperparameters match the ones it was trained with "
+            f"({err})"
+        ) from err
+    return path
+
+
+def enhancement_metrics(estimate, clean, mixture, sample_rate):
+    """SI-SDR, SI-SDR improvement, PESQ (wide band at 16 kHz) and STOI.
+
+    All inputs are 1-D tensors of the same length.  PESQ is NaN where the
+    reference has no detectable speech.
+    """
+    from pesq import pesq as pesq_fn
+    from pystoi import stoi as stoi_fn
+
+    value = si_sdr(estimate, clean).item()
+    base = si_sdr(mixture, clean).item()
+    ref, deg = clean.numpy().astype(np.float64), estimate.numpy()
+    mode = "wb" if sample_rate == 16000 else "nb"
+    try:
+        pesq_value = pesq_fn(sample_rate, ref, deg.astype(np.float64), mode)
+    except Exception as err:  # NoUtterancesError, buffer too short...
+        logger.warning("PESQ undefined (%s); recording NaN", err)
+        pesq_value = math.nan
+    stoi_value = stoi_fn(ref, deg, sample_rate, extended=False)
+    return {
+        "si_sdr": value,
+        "si_sdri": value - base,
+        "pesq": pesq_value,
+        "stoi": float(stoi_value),
+    }
+
+
+def write_results(path, rows):
+    """Per-utterance results CSV (``ID`` + metrics) with a final ``avg``."""
+    avg = {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["ID", *METRICS])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row[k]) for k in ["ID", *METRICS]})
+        writer.writerow({"ID": "avg", **{m: _fmt(v) for m, v in avg.items()}})
+    return avg
+
+
+def _fmt(value):
+    return f"{value:.4f}" if isinstance(value, float) else value
+
+
+def format_table(summary):
+    """A fixed-width text table of ``{system: {metric: value}}``."""
+    lines = [f"{'system':<10}" + "".join(f"{m:>10}" for m in METRICS)]
+    for name, avg in summary.items():
+        lines.append(
+            f"{name:<10}" + "".join(f"{avg[m]:>10.3f}" for m in METRICS)
+        )
+    return "\n".join(lines)
+
+
+class EnhancementBrain(sb.Brain):
+    """Base Brain: cropping, LR schedule, checkpoints and evaluation.
+
+    Hyperparameters it reads: ``sample_rate``, ``crop_seconds``, ``seed``,
+    ``lr``, ``lr_decay_every``, ``lr_decay_factor``, ``select_by``
+    (``last`` or ``valid_loss``), ``save_enhanced`` (number of enhanced
+    test files to write), ``output_folder``, ``train_logger``.
+    """
+
+    #: audio columns the train/valid manifests must have
+    train_requires = ("mix_wav",)
+    #: the module evaluated by default and trained by the optimizer
+    model_key = "model"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        rank = int(os.environ.get("RANK", 0))
+        self.rng = CheckpointableGenerator(self.hparams.seed + rank)
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("rng", self.rng)
+        self.eval_system = None
+        self.eval_systems = {}
+        self.test_rows = []
+
+    # ------------------------------------------------------------------
+    # data
+    @property
+    def crop_samples(self):
+        return int(self.hparams.crop_seconds * self.hparams.sample_rate)
+
+    def crop(self, batch, keys, stage):
+        """Random crops in training, the first ``crop`` samples otherwise
+        (so that validation is deterministic); returns tensors on device."""
+        wavs = [getattr(batch, k).data for k in keys]
+        lens = getattr(batch, keys[0]).lengths
+        lengths = torch.round(lens * wavs[0].shape[1]).long()
+        crop = self.crop_samples
+        if stage == sb.Stage.TRAIN:
+            out = random_crop(wavs, lengths, crop, self.rng.generator, batch.id)
+        else:
+            crop = min(crop, int(lengths.min()))
+            out = [w[:, :crop] for w in wavs]
+        return [w.to(self.device) for w in out]
+
+    # ------------------------------------------------------------------
+    # training bookkeeping
+    def learning_rate(self, epoch):
+        """Step decay: ``lr * factor ** ((epoch - 1) // every)`` (Section
+        III-D of RemixIT: 1e-3 halved every 6 epochs)."""
+        every = getattr(self.hparams, "lr_decay_every", 0)
+        if not every:
+            return self.hparams.lr
+        factor = self.hparams.lr_decay_factor
+        return self.hparams.lr * factor ** ((epoch - 1) // every)
+
+    def on_stage_start(self, stage, epoch=None):
+        self.stage_losses = []
+        if stage == sb.Stage.TRAIN and getattr(self, "optimizer", None):
+            sb.nnet.schedulers.update_learning_rate(
+                self.optimizer, self.learning_rate(self.epoch_in_stage(epoch))
+            )
+        if stage == sb.Stage.TEST:
+            self.test_rows = []
+
+    def epoch_in_stage(self, epoch):
+        """Epoch counted from the start of the current model (1-based)."""
+        return epoch
+
+    def compute_objectives(self, predictions, batch, stage):
+        if stage == sb.Stage.TEST:
+            return self.test_objectives(predictions, batch)
+        loss = self.training_objectives(predictions, batch, stage)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss on batch {batch.id}; check these files for"
+                " silence or clipping, or lower the learning rate"
+            )
+        return loss
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+        elif stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.save_checkpoint(epoch, stage_loss)
+
+    def save_checkpoint(self, epoch, valid_loss):
+        """Keeps the newest checkpoint, and the best one unless the YAML
+        selects the last (``select_by: last``, for runs whose validation
+        would need in-domain clean speech)."""
+        meta = {"epoch": epoch, "valid_loss": valid_loss}
+        if self.hparams.select_by == "last":
+            self.checkpointer.save_and_keep_only(meta=meta, num_to_keep=1)
+        else:
+            self.checkpointer.save_and_keep_only(
+                meta=meta, min_keys=["valid_loss"]
+            )
+
+    def selection_keys(self):
+        """``evaluate`` kwargs that pick the selected checkpoint."""
+        if self.hparams.select_by == "last":
+            return {}
+        return {"min_key": "valid_loss"}
+
+    # ------------------------------------------------------------------
+    # evaluation: one path for every scheme
+    def systems(self):
+        """``{name: callable(mix [B, T]) -> speech [B, T]}`` to evaluate;
+        the input mixture always comes first."""
+        model = self.modules[self.model_key]
+        return {
+            "mixture": lambda mix: mix,
+            self.model_key: lambda mix: separate(model, mix)[:, 0],
+        }
+
+    def compute_forward(self, batch, stage):
+        if stage != sb.Stage.TEST:
+            return self.training_forward(batch, stage)
+        mix = batch.mix.data.to(self.device)
+        return self.eval_systems[self.eval_system](mix)
+
+    def test_objectives(self, estimate, batch):
+        lengths = torch.round(batch.mix.lengths * batch.mix.data.shape[1])
+        for b, uid in enumerate(batch.id):
+            n = int(lengths[b])
+            est = estimate[b, :n].detach().float().cpu()
+            row = enhancement_metrics(
+                est, batch.clean.data[b, :n], batch.mix.data[b, :n],
+                self.hparams.sample_rate,
+            )
+            self.test_rows.append({"ID": uid, **row})
+            self.maybe_save_enhanced(uid, est)
+        return torch.tensor(-np.mean([r["si_sdr"] for r in self.test_rows]))
+
+    def maybe_save_enhanced(self, uid, wav):
+        limit = getattr(self.hparams, "save_enhanced", 0)
+        if self.eval_system == "mixture" or len(self.test_rows) > limit:
+            return
+        folder = os.path.join(
+            self.hparams.output_folder, "enhanced", self.eval_system
+        )
+        os.makedirs(folder, exist_ok=True)
+        peak = max(1.0, float(wav.abs().max()))  # avoid clipping on write
+        sf.write(os.path.join(folder, f"{uid}.wav"), (wav / peak).numpy(),
+                 self.hparams.sample_rate)
+
+    def evaluate_systems(self, test_set, loader_kwargs):
+        """Evaluates every system on ``test_set``; writes
+        ``test_results.csv`` (the trained model), ``test_results_<system>.csv``
+        (the others) and ``summary.csv``, and prints the summary table."""
+        summary = {}
+        keys = self.selection_keys()
+        self.on_evaluate_start(**keys)  # load the selected checkpoint once
+        self.eval_systems = self.systems()
+        for name in self.eval_systems:
+            self.eval_system = name
+            self.evaluate(test_set, test_loader_kwargs=loader_kwargs, **keys)
+            fname = ("test_results.csv" if name == self.evaluated_model()
+                     else f"test_results_{name}.csv")
+            path = os.path.join(self.hparams.output_folder, fname)
+            summary[name] = write_results(path, self.test_rows)
+        if sb.utils.distributed.if_main_process():
+            with open(
+                os.path.join(self.hparams.output_folder, "summary.csv"), "w",
+                newline="",
+            ) as f:
+                writer = csv.writer(f)
+                writer.writerow(["ID", *METRICS])
+                for name, avg in summary.items():
+                    writer.writerow([name, *(f"{avg[m]:.4f}" for m in METRICS)])
+            table = format_table(summary)
+            print("\nTest results (" + self.hparams.output_folder + ")\n"
+                  + table, flush=True)
+        return summary
+
+    def evaluated_model(self):
+        """Name of the system whose results go to ``test_results.csv``."""
+        return self.model_key

@@ -1,0 +1,193 @@
+"""Mixtures and manifests for the shipped demo corpus (``data/demo``).
+
+Two noise domains: ``music`` (domain A, where the supervised teacher is
+trained) and ``env`` (domain B, where RemixIT adapts a student using its
+noisy mixtures only).  Speech of the ``train`` speakers is split in halves
+between the two domains; the test set uses the disjoint ``test`` speakers
+and held-out noise recordings.  Everything is drawn from ``seed``, so the
+same options always give the same files.
+
+Manifests written to ``data_folder`` (paths as ``$data_root/...``):
+
+========================  ==========================================
+``A_train.csv``/``A_valid.csv``  mix, clean, noise (teacher, domain A)
+``B_train.csv``/``B_valid.csv``  mix only (unlabeled, domain B)
+``B_test.csv``                   mix, clean, noise (evaluation)
+``A_noise.csv``/``B_noise.csv``  noise only (MixIT, Eq. 17)
+========================  ==========================================
+"""
+
+import glob
+import json
+import logging
+import os
+
+import numpy as np
+import soundfile as sf
+
+from speechbrain_remix.data import (
+    DataError,
+    check_manifest,
+    read_audio,
+    write_manifest,
+)
+
+logger = logging.getLogger(__name__)
+MIX_FIELDS = ["ID", "duration", "mix_wav", "clean_wav", "noise_wav"]
+NOISE_FIELDS = ["ID", "duration", "noise_wav"]
+DOMAINS = {"A": "music", "B": "env"}
+
+
+def prepare_demo(
+    source_folder,
+    data_folder,
+    sample_rate=16000,
+    n_train=120,
+    n_valid=16,
+    n_test=40,
+    snr_range=(-5.0, 5.0),
+    seed=1234,
+    skip_prep=False,
+):
+    """Builds the demo mixtures and writes the manifests.
+
+    Arguments
+    ---------
+    source_folder : str
+        The shipped corpus (``data/demo``), with ``speech/{train,test}`` and
+        ``noise/{music,env}/{train,test}``.
+    data_folder : str
+        Where mixtures and manifests go.
+    sample_rate : int
+        Must be the corpus' rate (16 kHz).
+    n_train, n_valid, n_test : int
+        Mixtures per domain for training, validation and (domain B) test.
+    snr_range : tuple of float
+        Speech-to-noise ratios are drawn uniformly from this range (dB).
+    seed : int
+        Seed of every random choice.
+    skip_prep : bool
+        Do nothing (manifests already exist).
+    """
+    if skip_prep:
+        return
+    options = dict(n_train=n_train, n_valid=n_valid, n_test=n_test,
+                   snr_range=list(snr_range), seed=seed,
+                   sample_rate=sample_rate,
+                   source=os.path.abspath(source_folder))
+    done = os.path.join(data_folder, "prepare_done.json")
+    if _up_to_date(done, options, data_folder):
+        logger.info("Demo data already prepared in %s, skipping", data_folder)
+        return
+    speech = {s: _list(source_folder, f"speech/{s}") for s in ("train", "test")}
+    rng = np.random.default_rng(seed)
+    train_speech = [speech["train"][i]
+                    for i in rng.permutation(len(speech["train"]))]
+    half = len(train_speech) // 2
+    need = n_train + n_valid
+    if half < need or len(speech["test"]) < n_test:
+        raise DataError(
+            f"{source_folder}: not enough speech for n_train={n_train}, "
+            f"n_valid={n_valid}, n_test={n_test}; lower them"
+        )
+    pools = {"A": train_speech[:half], "B": train_speech[half:]}
+    for key, domain in DOMAINS.items():
+        noise_train = _list(source_folder, f"noise/{domain}/train")
+        mixes = _mix(pools[key][:need], noise_train, data_folder,
+                     f"{key}_train", sample_rate, snr_range, rng)
+        labelled = key == "A"
+        fields = MIX_FIELDS if labelled else MIX_FIELDS[:3]
+        write_manifest(os.path.join(data_folder, f"{key}_train.csv"),
+                       mixes[:n_train], fields)
+        write_manifest(os.path.join(data_folder, f"{key}_valid.csv"),
+                       mixes[n_train:], fields)
+        noise_rows = _copy_noise(noise_train, data_folder, key, sample_rate)
+        write_manifest(os.path.join(data_folder, f"{key}_noise.csv"),
+                       noise_rows, NOISE_FIELDS)
+    noise_test = _list(source_folder, f"noise/{DOMAINS['B']}/test")
+    test = _mix(speech["test"][:n_test], noise_test, data_folder, "B_test",
+                sample_rate, snr_range, rng)
+    write_manifest(os.path.join(data_folder, "B_test.csv"), test, MIX_FIELDS)
+    with open(done, "w") as f:
+        json.dump(options, f, indent=1)
+
+
+def _list(root, sub):
+    files = sorted(glob.glob(os.path.join(root, sub, "*.ogg")))
+    if not files:
+        raise DataError(
+            f"{os.path.join(root, sub)}: no audio found; source_folder must "
+            "be the shipped demo corpus (data/demo in the repository)"
+        )
+    return files
+
+
+def _up_to_date(done, options, data_folder):
+    """True when an earlier run with the same options completed and its
+    manifests still check out."""
+    if not os.path.isfile(done):
+        return False
+    with open(done) as f:
+        if json.load(f) != options:
+            return False
+    try:
+        for name in ("A_train", "A_valid", "B_test"):
+            check_manifest(os.path.join(data_folder, f"{name}.csv"),
+                           data_folder, ("mix_wav", "clean_wav"))
+        for name in ("B_train", "B_valid"):
+            check_manifest(os.path.join(data_folder, f"{name}.csv"),
+                           data_folder)
+        for name in ("A_noise", "B_noise"):
+            check_manifest(os.path.join(data_folder, f"{name}.csv"),
+                           data_folder, ("noise_wav",))
+    except DataError:
+        return False
+    return True
+
+
+def _mix(speech_files, noise_files, data_folder, split, sample_rate,
+         snr_range, rng):
+    """One mixture per speech file with a random noise excerpt at a random
+    SNR; the noise is scaled, never the speech (so ``clean`` is the very
+    reference inside the mixture)."""
+    rows = []
+    for folder in ("mix", "clean", "noise"):
+        os.makedirs(os.path.join(data_folder, split, folder), exist_ok=True)
+    for speech_file in speech_files:
+        clean = read_audio(speech_file, sample_rate).numpy()
+        noise = read_audio(noise_files[rng.integers(len(noise_files))],
+                           sample_rate).numpy()
+        if len(noise) < len(clean):
+            noise = np.tile(noise, len(clean) // len(noise) + 1)
+        start = rng.integers(len(noise) - len(clean) + 1)
+        noise = noise[start : start + len(clean)]
+        snr = rng.uniform(*snr_range)
+        gain = np.sqrt(np.sum(clean**2) / (np.sum(noise**2) + 1e-12)
+                       / 10 ** (snr / 10))
+        noise = noise * gain
+        mix = clean + noise
+        peak = max(1.0, np.abs(mix).max() / 0.99)  # never clip on write
+        uid = os.path.splitext(os.path.basename(speech_file))[0]
+        row = {"ID": uid, "duration": f"{len(clean) / sample_rate:.3f}"}
+        for name, wav in (("mix", mix), ("clean", clean), ("noise", noise)):
+            rel = f"{split}/{name}/{uid}.wav"
+            sf.write(os.path.join(data_folder, rel),
+                     (wav / peak).astype(np.float32), sample_rate,
+                     subtype="FLOAT")
+            row[f"{name}_wav"] = f"$data_root/{rel}"
+        rows.append(row)
+    return rows
+
+
+def _copy_noise(noise_files, data_folder, key, sample_rate):
+    folder = os.path.join(data_folder, f"{key}_noise")
+    os.makedirs(folder, exist_ok=True)
+    rows = []
+    for path in noise_files:
+        wav = read_audio(path, sample_rate).numpy()
+        uid = os.path.splitext(os.path.basename(path))[0]
+        sf.write(os.path.join(folder, f"{uid}.wav"), wav, sample_rate,
+                 subtype="FLOAT")
+        rows.append({"ID": uid, "duration": f"{len(wav) / sample_rate:.3f}",
+                     "noise_wav": f"$data_root/{key}_noise/{uid}.wav"})
+    return rows

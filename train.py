@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Trains and evaluates one scheme: ``python train.py hparams/<name>.yaml``.
+
+The YAML names everything: the data preparation (``prepare``), the
+manifests (``train_csv``, ``valid_csv``, ``test_csv``), the Brain class
+(``brain_class``), its modules and hyperparameters.  Any key can be
+overridden on the command line (``--number_of_epochs=2``); SpeechBrain's
+run options apply as usual (``--device=cuda:0``, ``--test_only``, and
+``torchrun --standalone --nproc_per_node=N train.py ...`` for multi-GPU).
+
+Data flows one way: prepare -> CSV manifests -> datasets -> Brain ->
+checkpoints, ``test_results.csv``, ``summary.csv``, enhanced wavs.
+"""
+
+import sys
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+from speechbrain_remix.data import make_dataset
+
+
+def build_datasets(hparams, brain_class):
+    """Train/valid manifests must hold what the scheme trains on; the test
+    manifest needs clean references for the metrics."""
+    root, rate = hparams["data_folder"], hparams["sample_rate"]
+    crop = hparams["crop_seconds"]
+    needs = brain_class.train_requires
+    return {
+        "train": make_dataset(hparams["train_csv"], root, rate, needs, crop),
+        "valid": make_dataset(hparams["valid_csv"], root, rate, needs, crop),
+        "test": make_dataset(
+            hparams["test_csv"], root, rate, ("mix_wav", "clean_wav")
+        ),
+    }
+
+
+def main(argv):
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file) as f:
+        hparams = load_hyperpyyaml(f, overrides)
+
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    # Data preparation on the main process only; it skips work already done.
+    run_on_main(hparams["prepare"], kwargs={"skip_prep": hparams["skip_prep"]})
+
+    brain_class = hparams["brain_class"]
+    datasets = build_datasets(hparams, brain_class)
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    return brain.evaluate_systems(
+        datasets["test"], hparams["test_dataloader_opts"]
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -7,7 +7,6 @@ speech and noise estimates are a decomposition of the observed mixture
 the same share of the residual to every source.
 """
 
-import torch
 
 
 def mixture_consistency(estimates, mixture):

@@ -61,11 +61,14 @@ def ema_update(teacher, student, gamma):
         raise ValueError(f"EMA weight gamma must lie in [0, 1], got {gamma}")
     t_state = unwrap(teacher).state_dict()
     s_state = unwrap(student).state_dict()
-    if t_state.keys() != s_state.keys():
+    same = t_state.keys() == s_state.keys() and all(
+        t_state[k].shape == s_state[k].shape for k in t_state
+    )
+    if not same:
         raise ValueError(
             "EMA teacher update needs teacher and student of the same "
-            "architecture; their parameter names differ (is the student "
-            "deeper than the teacher? use the sequential protocol then)"
+            "architecture; their parameters differ (is the student deeper "
+            "than the teacher? use the sequential protocol then)"
         )
     for name, t_value in t_state.items():
         s_value = s_state[name].to(t_value.device)
@@ -145,6 +148,9 @@ class EMATeacher(StaticTeacher):
         super().__init__()
         if every not in ("epoch", "step"):
             raise ValueError(f"every must be 'epoch' or 'step', got {every}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"EMA weight gamma must lie in [0, 1], got "
+                             f"{gamma}")
         self.gamma = gamma
         self.every = every
 

@@ -173,7 +173,9 @@ def build_noise(roots, out, rng, seg_s, n_segments, records):
                     i = idx[rng.integers(len(idx))]
                     path, pkg = items[i]
                     if path not in cache:
-                        cache[path] = trim_silence(load_mono_16k(path), rel_db=-50)
+                        cache[path] = trim_silence(
+                            load_mono_16k(path), rel_db=-50
+                        )
                     clip = cache[path]
                     if len(clip) > seg:
                         start = rng.integers(len(clip) - seg)

@@ -19,6 +19,7 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
+from speechbrain_remix import plots
 from speechbrain_remix.consistency import mixture_consistency
 from speechbrain_remix.data import random_crop
 from speechbrain_remix.losses import si_sdr
@@ -35,7 +36,7 @@ def normalize(mixture, eps=1e-9):
     Returns the normalized mixture and the ``(mean, std)`` to undo it.
     """
     mean = mixture.mean(dim=-1, keepdim=True)
-    std = mixture.std(dim=-1, keepdim=True) + eps
+    std = mixture.std(dim=-1, keepdim=True, unbiased=False) + eps
     return (mixture - mean) / std, (mean, std)
 
 
@@ -112,7 +113,7 @@ def load_pretrained(model, source, key="model"):
                     "the teacher first (see the README) or point "
                     "teacher_source to its save folder or .ckpt file"
                 )
-            path = ckpt.paramfiles[key]
+            path = str(ckpt.paramfiles[key])
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{source}: pretrained model not found; train the teacher first "
@@ -206,6 +207,7 @@ class EnhancementBrain(sb.Brain):
         self.eval_system = None
         self.eval_systems = {}
         self.test_rows = []
+        self.examples = {}
 
     # ------------------------------------------------------------------
     # data
@@ -321,6 +323,9 @@ class EnhancementBrain(sb.Brain):
             )
             self.test_rows.append({"ID": uid, **row})
             self.maybe_save_enhanced(uid, est)
+            if len(self.test_rows) == 1:  # first utterance, for the figure
+                self.examples["clean"] = batch.clean.data[b, :n]
+                self.examples[self.eval_system] = est
         return torch.tensor(-np.mean([r["si_sdr"] for r in self.test_rows]))
 
     def maybe_save_enhanced(self, uid, wav):
@@ -339,7 +344,7 @@ class EnhancementBrain(sb.Brain):
         """Evaluates every system on ``test_set``; writes
         ``test_results.csv`` (the trained model), ``test_results_<system>.csv``
         (the others) and ``summary.csv``, and prints the summary table."""
-        summary = {}
+        summary, results = {}, {}
         keys = self.selection_keys()
         self.on_evaluate_start(**keys)  # load the selected checkpoint once
         self.eval_systems = self.systems()
@@ -350,6 +355,7 @@ class EnhancementBrain(sb.Brain):
                      else f"test_results_{name}.csv")
             path = os.path.join(self.hparams.output_folder, fname)
             summary[name] = write_results(path, self.test_rows)
+            results[name] = path
         if sb.utils.distributed.if_main_process():
             with open(
                 os.path.join(self.hparams.output_folder, "summary.csv"), "w",
@@ -362,7 +368,21 @@ class EnhancementBrain(sb.Brain):
             table = format_table(summary)
             print("\nTest results (" + self.hparams.output_folder + ")\n"
                   + table, flush=True)
+            self.write_figures(results)
         return summary
+
+    def write_figures(self, results):
+        """Training curves, SI-SDRi histogram and example spectrograms."""
+        out = self.hparams.output_folder
+        log = self.hparams.train_logger.save_file
+        if os.path.isfile(log):
+            plots.plot_training_curves(log, os.path.join(out, "training.png"))
+        systems = {k: v for k, v in results.items() if k != "mixture"}
+        plots.plot_sisdri_histogram(systems, os.path.join(out, "si_sdri.png"))
+        plots.plot_spectrograms(
+            {k: self.examples[k] for k in ["clean", *results]},
+            self.hparams.sample_rate, os.path.join(out, "spectrograms.png"),
+        )
 
     def evaluated_model(self):
         """Name of the system whose results go to ``test_results.csv``."""

@@ -4,7 +4,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_remix.brains.base import EnhancementBrain, separate
-from speechbrain_remix.losses import source_loss, si_sdr
+from speechbrain_remix.losses import si_sdr, source_loss
 
 
 class SupervisedBrain(EnhancementBrain):

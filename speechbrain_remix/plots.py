@@ -1,0 +1,110 @@
+"""Figures written at the end of a run: training curves, the distribution
+of SI-SDR improvements per system, and spectrograms of one test utterance.
+
+Only matplotlib's file backend is used, so this works without a display.
+"""
+
+import csv
+import re
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_train_log(path):
+    """Parses SpeechBrain's ``train_log.txt`` into ``{column: [values]}``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "log.txt")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("epoch: 1, lr: 1.00e-03 - train loss: -1.5e+00 - "
+    ...                 "valid loss: -2.0e+00\\n")
+    >>> read_train_log(path)["valid loss"]
+    [-2.0]
+    """
+    columns = {}
+    with open(path) as f:
+        for line in f:
+            for key, value in re.findall(r"([a-z_ ]+): ([-+.\deE]+)", line):
+                columns.setdefault(key.strip(), []).append(float(value))
+    return columns
+
+
+def plot_training_curves(train_log, out_png):
+    """Train and validation loss per epoch."""
+    log = read_train_log(train_log)
+    if "epoch" not in log:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in ("train loss", "valid loss"):
+        if key in log:
+            ax.plot(log["epoch"][: len(log[key])], log[key], marker="o",
+                    label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (negative SI-SDR, dB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def plot_sisdri_histogram(results, out_png):
+    """Histogram of per-utterance SI-SDR improvements.
+
+    Arguments
+    ---------
+    results : dict
+        ``{system: path to its test_results CSV}``.
+    out_png : str
+        Output file.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    values = {}
+    for name, path in results.items():
+        with open(path, newline="") as f:
+            values[name] = [float(r["si_sdri"]) for r in csv.DictReader(f)
+                            if r["ID"] != "avg"]
+    every = np.concatenate([v for v in values.values()])
+    bins = np.linspace(every.min() - 0.5, every.max() + 0.5, 25)
+    for name, v in values.items():
+        ax.hist(v, bins=bins, alpha=0.5,
+                label=f"{name} (mean {np.mean(v):.2f} dB)")
+    ax.set_xlabel("SI-SDR improvement (dB)")
+    ax.set_ylabel("utterances")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def plot_spectrograms(signals, sample_rate, out_png):
+    """Log-magnitude spectrograms of ``{name: 1-D array}``, stacked."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(signals), 1, sharex=True,
+                             figsize=(7, 1.8 * len(signals)))
+    axes = np.atleast_1d(axes)
+    for ax, (name, wav) in zip(axes, signals.items()):
+        ax.specgram(np.asarray(wav, dtype=np.float64) + 1e-9, NFFT=512,
+                    Fs=sample_rate, noverlap=384, cmap="magma")
+        ax.set_ylabel("Hz")
+        ax.set_title(name, fontsize=9)
+    axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png

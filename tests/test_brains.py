@@ -1,0 +1,106 @@
+"""Each Brain lowers its own loss in a few steps on one batch of the demo
+corpus (tiny model), and RemixIT keeps its teacher frozen."""
+
+import os
+
+import pytest
+import speechbrain as sb
+import torch
+from conftest import ROOT, TINY
+from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_remix.data import make_dataset
+
+
+def build(hparams_file, demo_data, tmp_path, **overrides):
+    with open(os.path.join(ROOT, "hparams", hparams_file)) as f:
+        hparams = load_hyperpyyaml(f, {
+            **TINY, "data_folder": demo_data,
+            "output_folder": str(tmp_path), "lr": 0.003, **overrides,
+        })
+    brain_class = hparams["brain_class"]
+    brain = brain_class(
+        modules=hparams["modules"], opt_class=hparams["opt_class"],
+        hparams=hparams, run_opts={"device": "cpu", "noprogressbar": True},
+        checkpointer=hparams["checkpointer"],
+    )
+    data = make_dataset(hparams["train_csv"], demo_data, 16000,
+                        brain_class.train_requires)
+    loader = sb.dataio.dataloader.make_dataloader(data, batch_size=4)
+    return brain, next(iter(loader))
+
+
+def losses_over_steps(brain, batch, steps=12):
+    brain.on_fit_start()
+    brain.modules.train()
+    brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+    return [brain.fit_batch(batch).item() for _ in range(steps)]
+
+
+def assert_decreases(losses):
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < first - 0.2, losses
+
+
+def test_supervised_brain_learns(demo_data, tmp_path):
+    brain, batch = build("supervised_demo.yaml", demo_data, tmp_path)
+    assert_decreases(losses_over_steps(brain, batch))
+
+
+def test_mixit_brain_learns(demo_data, tmp_path):
+    brain, batch = build(
+        "supervised_demo.yaml", demo_data, tmp_path,
+        brain_class="!name:speechbrain_remix.brains.MixITBrain",
+        train_csv=os.path.join(demo_data, "B_train.csv"),
+        noise_csv=os.path.join(demo_data, "A_noise.csv"),
+        model="!new:speechbrain_remix.models.SudoRmRf {num_sources: 3, "
+        "num_blocks: 1, enc_num_basis: 32, enc_kernel_size: 21, "
+        "out_channels: 16, in_channels: 32, upsampling_depth: 3, groups: 2}",
+    )
+    assert_decreases(losses_over_steps(brain, batch))
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory):
+    from speechbrain_remix.models import SudoRmRf
+
+    keys = ("num_blocks", "enc_num_basis", "enc_kernel_size", "out_channels",
+            "in_channels", "upsampling_depth", "groups")
+    path = str(tmp_path_factory.mktemp("teacher") / "model.ckpt")
+    torch.manual_seed(0)
+    torch.save(SudoRmRf(**{k: TINY[k] for k in keys}).state_dict(), path)
+    return path
+
+
+def test_remixit_brain_learns_with_frozen_teacher(demo_data, tmp_path,
+                                                  teacher_file):
+    brain, batch = build("remixit_demo.yaml", demo_data, tmp_path,
+                         teacher_source=teacher_file, student_init="scratch")
+    before = {k: v.clone() for k, v in brain.teacher.state_dict().items()}
+    losses = losses_over_steps(brain, batch)
+    assert_decreases(losses)
+    assert not brain.teacher.training
+    assert all(not p.requires_grad for p in brain.teacher.parameters())
+    for key, value in brain.teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # the optimizer holds the student's parameters only
+    opt_params = {id(p) for g in brain.optimizer.param_groups
+                  for p in g["params"]}
+    assert opt_params == {id(p) for p in brain.modules.student.parameters()}
+
+
+def test_remixit_with_recorded_noise(demo_data, tmp_path, teacher_file):
+    """Eq. 17 with p_n = 1: every pseudo-target noise is a recording, the
+    speech pseudo-targets are unchanged."""
+    brain, batch = build("remixit_demo.yaml", demo_data, tmp_path,
+                         teacher_source=teacher_file, p_n=1.0,
+                         noise_csv=os.path.join(demo_data, "B_noise.csv"))
+    brain.on_fit_start()
+    state = brain.rng.generator.get_state()
+    _, with_noise = brain.compute_forward(batch, sb.Stage.TRAIN)
+    brain.rng.generator.set_state(state)
+    brain.noise_pool = None
+    _, plain = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert torch.allclose(with_noise[:, 0], plain[:, 0])
+    for b in range(4):
+        assert not torch.allclose(with_noise[b, 1], plain[b, 1], atol=1e-3)

@@ -67,8 +67,9 @@ def ema_update(teacher, student, gamma):
     if not same:
         raise ValueError(
             "EMA teacher update needs teacher and student of the same "
-            "architecture; their parameters differ (is the student deeper "
-            "than the teacher? use the sequential protocol then)"
+            "architecture; their parameters differ (a deeper student needs "
+            "the sequential protocol; a MixIT teacher with 3 outputs needs "
+            "a 3-output student: student_num_sources: 3)"
         )
     for name, t_value in t_state.items():
         s_value = s_state[name].to(t_value.device)

@@ -37,7 +37,7 @@ TINY = {
 def argv(hparams, **overrides):
     """Command-line arguments of ``train.py hparams/<hparams>`` with the
     tiny settings, then ``overrides`` (which win)."""
-    args = [os.path.join(ROOT, "hparams", hparams)]
+    args = [os.path.join(ROOT, "hparams", hparams)]  # absolute paths stay
     for key, value in {**TINY, **overrides}.items():
         args.append(f"--{key}={value}")
     return args + ["--noprogressbar", "--device=cpu"]

@@ -48,15 +48,7 @@ def test_supervised_brain_learns(demo_data, tmp_path):
 
 
 def test_mixit_brain_learns(demo_data, tmp_path):
-    brain, batch = build(
-        "supervised_demo.yaml", demo_data, tmp_path,
-        brain_class="!name:speechbrain_remix.brains.MixITBrain",
-        train_csv=os.path.join(demo_data, "B_train.csv"),
-        noise_csv=os.path.join(demo_data, "A_noise.csv"),
-        model="!new:speechbrain_remix.models.SudoRmRf {num_sources: 3, "
-        "num_blocks: 1, enc_num_basis: 32, enc_kernel_size: 21, "
-        "out_channels: 16, in_channels: 32, upsampling_depth: 3, groups: 2}",
-    )
+    brain, batch = build("mixit_demo.yaml", demo_data, tmp_path)
     assert_decreases(losses_over_steps(brain, batch))
 
 
@@ -104,3 +96,13 @@ def test_remixit_with_recorded_noise(demo_data, tmp_path, teacher_file):
     assert torch.allclose(with_noise[:, 0], plain[:, 0])
     for b in range(4):
         assert not torch.allclose(with_noise[b, 1], plain[b, 1], atol=1e-3)
+
+
+def test_non_finite_loss_is_a_clear_error(demo_data, tmp_path):
+    brain, batch = build("supervised_demo.yaml", demo_data, tmp_path)
+    brain.on_fit_start()
+    with torch.no_grad():
+        next(brain.modules.model.parameters()).fill_(float("nan"))
+    predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        brain.compute_objectives(predictions, batch, sb.Stage.TRAIN)

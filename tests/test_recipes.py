@@ -5,7 +5,10 @@ import csv
 import os
 
 import pytest
+import soundfile as sf
+import torch
 from conftest import ROOT, argv
+from speechbrain.utils.checkpoints import Checkpointer
 
 import train
 
@@ -53,6 +56,20 @@ def test_remixit_demo_summary(teacher_run, demo_data, tmp_path):
     )
     results = read_csv(os.path.join(out, "test_results.csv"))
     assert results[-1]["ID"] == "avg"
+    for figure in ("training.png", "si_sdri.png", "spectrograms.png"):
+        assert os.path.getsize(os.path.join(out, figure)) > 1000
+
+    # the trained student enhances files: from Python and from the CLI
+    from speechbrain_remix.inference import Enhancer, main
+
+    mix = read_csv(os.path.join(demo_data, "B_test.csv"))[0]["mix_wav"]
+    mix = mix.replace("$data_root", demo_data)
+    enhanced = Enhancer.from_run(out).enhance_file(mix, str(tmp_path / "e.wav"))
+    wav, rate = sf.read(enhanced)
+    assert rate == 16000 and wav.shape == sf.read(mix)[0].shape
+    main(["--run", out, "--input", os.path.dirname(mix),
+          "--output", str(tmp_path / "all")])
+    assert len(os.listdir(tmp_path / "all")) == 3
 
 
 def test_remixit_sequential_resumes_at_grown_depth(teacher_run, demo_data,
@@ -61,17 +78,28 @@ def test_remixit_sequential_resumes_at_grown_depth(teacher_run, demo_data,
     second invocation resumes from that checkpoint with the deeper student
     and the updated teacher."""
     teacher_out, _ = teacher_run
+    with open(os.path.join(ROOT, "hparams", "remixit_demo.yaml")) as f:
+        text = f.read()
+    ema = """teacher_update: !new:speechbrain_remix.teacher.EMATeacher
+    gamma: 0.2
+    every: epoch"""
+    assert ema in text
+    sequential = str(tmp_path / "remixit_sequential.yaml")
+    with open(sequential, "w") as f:
+        f.write(text.replace(ema, """teacher_update: !new:speechbrain_remix.teacher.SequentialTeacher
+    every_n_epochs: 1
+    student_blocks_schedule: [1, 2]"""))
     out = str(tmp_path / "sequential")
     common = dict(
         data_folder=demo_data, output_folder=out,
         teacher_source=os.path.join(teacher_out, "save"),
         student_init="scratch",
-        teacher_update="!new:speechbrain_remix.teacher.SequentialTeacher "
-        "{every_n_epochs: 1, student_blocks_schedule: [1, 2]}",
     )
-    train.main(argv("remixit_demo.yaml", number_of_epochs=1, **common))
-    summary = train.main(argv("remixit_demo.yaml", number_of_epochs=2,
-                              **common))
+    train.main(argv(sequential, number_of_epochs=1, **common))
+    ckpt = Checkpointer(os.path.join(out, "save")).find_checkpoint()
+    state = torch.load(ckpt.paramfiles["student"])
+    assert state["blocks.1.tac.norm.weight"].shape  # the student grew
+    summary = train.main(argv(sequential, number_of_epochs=2, **common))
     log = open(os.path.join(out, "train_log.txt")).read()
     assert "epoch: 1" in log and "epoch: 2" in log
     assert set(summary) == {"mixture", "teacher", "student"}
@@ -95,3 +123,71 @@ def test_hparams_load_with_only_folders_overridden(tmp_path):
                     "output_folder": str(tmp_path / "out"),
                 })
             assert "brain_class" in hparams, name
+
+
+def test_mixit_teacher_then_remixit(demo_data, tmp_path):
+    """The unsupervised path: a MixIT teacher (3 outputs, OOD noise) whose
+    two noise outputs are summed by RemixIT; the 3-output student starts
+    from it and feeds its EMA."""
+    mixit_out = str(tmp_path / "mixit")
+    summary = train.main(argv("mixit_demo.yaml", data_folder=demo_data,
+                              output_folder=mixit_out))
+    assert list(summary) == ["mixture", "model"]
+    out = str(tmp_path / "remixit")
+    summary = train.main(argv(
+        "remixit_demo.yaml", data_folder=demo_data, output_folder=out,
+        teacher_source=os.path.join(mixit_out, "save"),
+        teacher_num_sources=3, student_num_sources=3,
+    ))
+    assert list(summary) == ["mixture", "teacher", "student"]
+
+
+def _student_state(out):
+    ckpt = Checkpointer(os.path.join(out, "save")).find_checkpoint()
+    return torch.load(ckpt.paramfiles["student"])
+
+
+def test_resume_after_interruption_is_exact(teacher_run, demo_data, tmp_path,
+                                            monkeypatch):
+    """A run interrupted in the middle of an epoch and restarted ends with
+    exactly the weights of an uninterrupted run: crops, permutations,
+    teacher EMA, optimizer and data order all resume."""
+    from speechbrain_remix.brains import RemixITBrain
+
+    teacher_out, _ = teacher_run
+    common = dict(data_folder=demo_data, number_of_epochs=2,
+                  teacher_source=os.path.join(teacher_out, "save"),
+                  n_train=8, batch_size=2)
+    straight = str(tmp_path / "straight")
+    train.main(argv("remixit_demo.yaml", output_folder=straight, **common))
+
+    resumed = str(tmp_path / "resumed")
+    original = RemixITBrain.on_fit_batch_end
+    calls = []
+
+    def crash_after_five_steps(self, *args):
+        original(self, *args)
+        calls.append(1)
+        if len(calls) == 5:  # epoch 2, second batch: mid-epoch
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RemixITBrain, "on_fit_batch_end",
+                        crash_after_five_steps)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv("remixit_demo.yaml", output_folder=resumed,
+                        ckpt_interval_steps=1, **common))
+    monkeypatch.setattr(RemixITBrain, "on_fit_batch_end", original)
+    train.main(argv("remixit_demo.yaml", output_folder=resumed, **common))
+
+    a, b = _student_state(straight), _student_state(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_wrong_data_folder_is_named(tmp_path):
+    from speechbrain_remix.data import DataError
+    from speechbrain_remix.prepare.demo import prepare_demo
+
+    with pytest.raises(DataError, match="shipped demo corpus"):
+        prepare_demo(str(tmp_path), str(tmp_path / "out"))

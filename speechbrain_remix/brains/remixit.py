@@ -2,6 +2,7 @@
 (Algorithm 1 of Tzinis et al., 2022)."""
 
 import copy
+import logging
 
 import speechbrain as sb
 import torch
@@ -20,6 +21,8 @@ from speechbrain_remix.remix import (
     substitute_noise,
 )
 from speechbrain_remix.teacher import unwrap
+
+logger = logging.getLogger(__name__)
 
 
 class RemixITBrain(EnhancementBrain):
@@ -56,7 +59,7 @@ class RemixITBrain(EnhancementBrain):
             self.teacher, self.hparams.teacher_source, self.hparams.teacher_key
         )
         if self.hparams.student_init == "teacher":
-            self.modules.student.load_state_dict(self.teacher.state_dict())
+            copy_matching(self.modules.student, self.teacher)
         elif self.hparams.student_init != "scratch":
             raise ValueError("student_init must be 'scratch' or 'teacher'")
         self._freeze_teacher()
@@ -165,7 +168,9 @@ class RemixITBrain(EnhancementBrain):
                 noise, recorded, self.hparams.p_n, generator
             )
             remixed, targets = speech + noise, torch.stack([speech, noise], 1)
-        estimates = separate(self.modules.student, remixed)
+        # a 3-output student (to follow a MixIT teacher by EMA) sums its
+        # noise outputs like the teacher
+        estimates = speech_and_noise(separate(self.modules.student, remixed))
         return estimates, targets
 
     def training_objectives(self, predictions, batch, stage):
@@ -195,6 +200,19 @@ class RemixITBrain(EnhancementBrain):
             "teacher": lambda mix: separate(initial, mix)[:, 0],
             "student": lambda mix: separate(student, mix)[:, 0],
         }
+
+
+def copy_matching(student, teacher):
+    """Initialises the student from the teacher (``theta_S := theta_T``,
+    Section IV-C).  Tensors whose shapes differ, the output layers of a
+    3-output MixIT teacher for a 2-output student, keep their fresh
+    initialisation."""
+    s_state = student.state_dict()
+    for name, value in teacher.state_dict().items():
+        if name in s_state and s_state[name].shape == value.shape:
+            s_state[name].copy_(value)
+        else:
+            logger.info("student_init: %s left freshly initialised", name)
 
 
 def _depth(model):

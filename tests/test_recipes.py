@@ -86,9 +86,11 @@ def test_remixit_sequential_resumes_at_grown_depth(teacher_run, demo_data,
     assert ema in text
     sequential = str(tmp_path / "remixit_sequential.yaml")
     with open(sequential, "w") as f:
-        f.write(text.replace(ema, """teacher_update: !new:speechbrain_remix.teacher.SequentialTeacher
-    every_n_epochs: 1
-    student_blocks_schedule: [1, 2]"""))
+        f.write(text.replace(ema, (
+            "teacher_update: !new:speechbrain_remix.teacher."
+            "SequentialTeacher\n    every_n_epochs: 1\n"
+            "    student_blocks_schedule: [1, 2]"
+        )))
     out = str(tmp_path / "sequential")
     common = dict(
         data_folder=demo_data, output_folder=out,

@@ -114,19 +114,6 @@ def test_missing_teacher_is_a_clear_error(demo_data, tmp_path):
                         teacher_source=str(tmp_path / "nothing")))
 
 
-def test_hparams_load_with_only_folders_overridden(tmp_path):
-    from hyperpyyaml import load_hyperpyyaml
-
-    for name in sorted(os.listdir(os.path.join(ROOT, "hparams"))):
-        if name.endswith(".yaml"):
-            with open(os.path.join(ROOT, "hparams", name)) as f:
-                hparams = load_hyperpyyaml(f, {
-                    "data_folder": str(tmp_path),
-                    "output_folder": str(tmp_path / "out"),
-                })
-            assert "brain_class" in hparams, name
-
-
 def test_mixit_teacher_then_remixit(demo_data, tmp_path):
     """The unsupervised path: a MixIT teacher (3 outputs, OOD noise) whose
     two noise outputs are summed by RemixIT; the 3-output student starts

@@ -158,9 +158,14 @@ def enhancement_metrics(estimate, clean, mixture, sample_rate):
     }
 
 
+def average(rows):
+    """Mean of each metric over utterances (NaN PESQ values skipped)."""
+    return {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
+
+
 def write_results(path, rows):
     """Per-utterance results CSV (``ID`` + metrics) with a final ``avg``."""
-    avg = {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
+    avg = average(rows)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["ID", *METRICS])
         writer.writeheader()
@@ -330,7 +335,8 @@ class EnhancementBrain(sb.Brain):
 
     def maybe_save_enhanced(self, uid, wav):
         limit = getattr(self.hparams, "save_enhanced", 0)
-        if self.eval_system == "mixture" or len(self.test_rows) > limit:
+        if (self.eval_system == "mixture" or len(self.test_rows) > limit
+                or not sb.utils.distributed.if_main_process()):
             return
         folder = os.path.join(
             self.hparams.output_folder, "enhanced", self.eval_system
@@ -353,9 +359,11 @@ class EnhancementBrain(sb.Brain):
             self.evaluate(test_set, test_loader_kwargs=loader_kwargs, **keys)
             fname = ("test_results.csv" if name == self.evaluated_model()
                      else f"test_results_{name}.csv")
-            path = os.path.join(self.hparams.output_folder, fname)
-            summary[name] = write_results(path, self.test_rows)
-            results[name] = path
+            results[name] = os.path.join(self.hparams.output_folder, fname)
+            summary[name] = average(self.test_rows)
+            # every rank evaluates the whole (unsharded) test set; one writes
+            if sb.utils.distributed.if_main_process():
+                write_results(results[name], self.test_rows)
         if sb.utils.distributed.if_main_process():
             with open(
                 os.path.join(self.hparams.output_folder, "summary.csv"), "w",

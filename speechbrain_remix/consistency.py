@@ -8,7 +8,6 @@ the same share of the residual to every source.
 """
 
 
-
 def mixture_consistency(estimates, mixture):
     """Projects ``estimates`` so that they sum exactly to ``mixture``.
 
@@ -31,6 +30,7 @@ def mixture_consistency(estimates, mixture):
 
     Example
     -------
+    >>> import torch
     >>> est = torch.randn(4, 2, 100)
     >>> mix = torch.randn(4, 100)
     >>> out = mixture_consistency(est, mix)

@@ -24,7 +24,7 @@ def read_train_log(path):
 
     Example
     -------
-    >>> import tempfile
+    >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "log.txt")
     >>> with open(path, "w") as f:
     ...     _ = f.write("epoch: 1, lr: 1.00e-03 - train loss: -1.5e+00 - "

@@ -28,7 +28,7 @@ class CheckpointableGenerator:
     >>> g = CheckpointableGenerator(3)
     >>> state = g.generator.get_state()
     >>> a = torch.rand(2, generator=g.generator)
-    >>> g.generator.set_state(state)
+    >>> _ = g.generator.set_state(state)
     >>> bool((a == torch.rand(2, generator=g.generator)).all())
     True
     """

@@ -200,7 +200,7 @@ class EnhancementBrain(sb.Brain):
 
     #: audio columns the train/valid manifests must have
     train_requires = ("mix_wav",)
-    #: the module evaluated by default and trained by the optimizer
+    #: the trained module, evaluated and written to test_results.csv
     model_key = "model"
 
     def __init__(self, *args, **kwargs):
@@ -246,7 +246,6 @@ class EnhancementBrain(sb.Brain):
         return self.hparams.lr * factor ** ((epoch - 1) // every)
 
     def on_stage_start(self, stage, epoch=None):
-        self.stage_losses = []
         if stage == sb.Stage.TRAIN and getattr(self, "optimizer", None):
             sb.nnet.schedulers.update_learning_rate(
                 self.optimizer, self.learning_rate(self.epoch_in_stage(epoch))

@@ -1,16 +1,15 @@
 """Supervised training with clean speech and noise (Eq. 2 of RemixIT)."""
 
-import speechbrain as sb
 import torch
 
 from speechbrain_remix.brains.base import EnhancementBrain, separate
-from speechbrain_remix.losses import si_sdr, source_loss
+from speechbrain_remix.losses import source_loss
 
 
 class SupervisedBrain(EnhancementBrain):
     """Trains ``modules.model`` (``M = 2``: speech, noise) on mixtures with
-    known clean speech; the noise target is ``mix - clean`` where the
-    manifest has no ``noise_wav``.
+    known clean speech; the noise target is ``mix - clean`` (the noise of an
+    additive mixture, so a manifest needs no ``noise_wav``).
 
     ``L = sum_b L(s_hat_b, s_b) + L(n_hat_b, n_b)`` (Eq. 2), with the
     negative SI-SDR of Eq. 16 weighted by ``loss_weights``.  The validation
@@ -27,10 +26,6 @@ class SupervisedBrain(EnhancementBrain):
 
     def training_objectives(self, predictions, batch, stage):
         estimates, targets = predictions
-        if stage == sb.Stage.VALID:
-            self.stage_losses.append(
-                si_sdr(estimates[:, 0], targets[:, 0]).mean().item()
-            )
         return source_loss(
             estimates, targets, self.hparams.loss_weights,
             self.hparams.clamp_db,

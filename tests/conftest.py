@@ -34,6 +34,11 @@ TINY = {
 }
 
 
+# The smallest Sudo rm -rf, for unit tests of models and teacher updates.
+TINY_MODEL = dict(num_blocks=1, enc_num_basis=16, out_channels=8,
+                  in_channels=16, upsampling_depth=2, groups=2)
+
+
 def argv(hparams, **overrides):
     """Command-line arguments of ``train.py hparams/<hparams>`` with the
     tiny settings, then ``overrides`` (which win)."""

@@ -2,20 +2,14 @@
 
 import pytest
 import torch
+from conftest import TINY_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speechbrain_remix.brains.base import load_pretrained, normalize, separate
 from speechbrain_remix.models import SudoRmRf
 
-TINY = dict(
-    num_blocks=1,
-    enc_num_basis=16,
-    out_channels=8,
-    in_channels=16,
-    upsampling_depth=2,
-    groups=2,
-)
+TINY = TINY_MODEL
 
 
 def _tiny(**kwargs):

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from speechbrain.utils.checkpoints import Checkpointer
@@ -16,14 +17,7 @@ from speechbrain_remix.teacher import (
     ema_update,
 )
 
-TINY = dict(
-    num_blocks=1,
-    enc_num_basis=16,
-    out_channels=8,
-    in_channels=16,
-    upsampling_depth=2,
-    groups=2,
-)
+TINY = TINY_MODEL
 
 
 _NETS = {}

@@ -31,6 +31,7 @@ from speechbrain_remix.data import (
     read_audio,
     write_manifest,
 )
+from speechbrain_remix.prepare.mixing import add_noise, write_mixture
 
 logger = logging.getLogger(__name__)
 MIX_FIELDS = ["ID", "duration", "mix_wav", "clean_wav", "noise_wav"]
@@ -148,34 +149,19 @@ def _up_to_date(done, options, data_folder):
 def _mix(speech_files, noise_files, data_folder, split, sample_rate,
          snr_range, rng):
     """One mixture per speech file with a random noise excerpt at a random
-    SNR; the noise is scaled, never the speech (so ``clean`` is the very
-    reference inside the mixture)."""
+    SNR."""
     rows = []
-    for folder in ("mix", "clean", "noise"):
-        os.makedirs(os.path.join(data_folder, split, folder), exist_ok=True)
     for speech_file in speech_files:
         clean = read_audio(speech_file, sample_rate).numpy()
         noise = read_audio(noise_files[rng.integers(len(noise_files))],
                            sample_rate).numpy()
-        if len(noise) < len(clean):
-            noise = np.tile(noise, len(clean) // len(noise) + 1)
-        start = rng.integers(len(noise) - len(clean) + 1)
-        noise = noise[start : start + len(clean)]
-        snr = rng.uniform(*snr_range)
-        gain = np.sqrt(np.sum(clean**2) / (np.sum(noise**2) + 1e-12)
-                       / 10 ** (snr / 10))
-        noise = noise * gain
-        mix = clean + noise
-        peak = max(1.0, np.abs(mix).max() / 0.99)  # never clip on write
+        mix, noise = add_noise(clean, noise, snr_range, rng)
         uid = os.path.splitext(os.path.basename(speech_file))[0]
-        row = {"ID": uid, "duration": f"{len(clean) / sample_rate:.3f}"}
-        for name, wav in (("mix", mix), ("clean", clean), ("noise", noise)):
-            rel = f"{split}/{name}/{uid}.wav"
-            sf.write(os.path.join(data_folder, rel),
-                     (wav / peak).astype(np.float32), sample_rate,
-                     subtype="FLOAT")
-            row[f"{name}_wav"] = f"$data_root/{rel}"
-        rows.append(row)
+        rows.append({
+            "ID": uid, "duration": f"{len(clean) / sample_rate:.3f}",
+            **write_mixture(data_folder, split, uid, clean, noise, mix,
+                            sample_rate),
+        })
     return rows
 
 

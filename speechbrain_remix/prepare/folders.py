@@ -30,6 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from speechbrain_remix.data import DataError, read_audio, write_manifest
+from speechbrain_remix.prepare.mixing import add_noise, write_mixture
 
 logger = logging.getLogger(__name__)
 EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -182,35 +183,18 @@ def _pairs(test_folder, sample_rate):
 
 def _synthesise(clean, noise, data_folder, n_mixtures, snr_range,
                 sample_rate, rng):
-    """Speech + a random noise excerpt scaled to a random SNR (the speech is
-    never rescaled, so the clean file is the reference in the mixture)."""
+    """Random speech + random noise excerpt at a random SNR, ``n_mixtures``
+    times."""
     rows = []
-    for folder in ("mix", "clean", "noise"):
-        os.makedirs(os.path.join(data_folder, "mixtures", folder),
-                    exist_ok=True)
     for k in range(n_mixtures):
         _, speech_path, _ = clean[rng.integers(len(clean))]
         _, noise_path, _ = noise[rng.integers(len(noise))]
         speech = read_audio(speech_path, sample_rate).numpy()
         wav = read_audio(noise_path, sample_rate).numpy()
-        if len(wav) < len(speech):
-            wav = np.tile(wav, len(speech) // len(wav) + 1)
-        start = rng.integers(len(wav) - len(speech) + 1)
-        wav = wav[start : start + len(speech)]
-        snr = rng.uniform(*snr_range)
-        wav = wav * np.sqrt(np.sum(speech**2) / (np.sum(wav**2) + 1e-12)
-                            / 10 ** (snr / 10))
-        mix = speech + wav
-        peak = max(1.0, np.abs(mix).max() / 0.99)
+        mix, wav = add_noise(speech, wav, snr_range, rng)
         uid = f"mix{k:06d}"
-        row = _row(uid, len(speech) / sample_rate)
-        for name, sig in (("mix", mix), ("clean", speech), ("noise", wav)):
-            rel = f"mixtures/{name}/{uid}.wav"
-            sf.write(os.path.join(data_folder, rel),
-                     (sig / peak).astype(np.float32), sample_rate,
-                     subtype="FLOAT")
-            row[f"{name}_wav"] = f"$data_root/{rel}"
-        rows.append(row)
+        rows.append(_row(uid, len(speech) / sample_rate, **write_mixture(
+            data_folder, "mixtures", uid, speech, wav, mix, sample_rate)))
     return rows
 
 

@@ -180,3 +180,19 @@ def test_wrong_data_folder_is_named(tmp_path):
 
     with pytest.raises(DataError, match="shipped demo corpus"):
         prepare_demo(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_test_only_reevaluates_the_selected_checkpoint(teacher_run,
+                                                      demo_data):
+    out, summary = teacher_run
+    again = train.main(argv("supervised_demo.yaml", data_folder=demo_data,
+                            output_folder=out) + ["--test_only"])
+    assert again["model"]["si_sdr"] == pytest.approx(
+        summary["model"]["si_sdr"], abs=1e-4)
+
+
+def test_mixit_extra_noise_and_generalized_assignments(demo_data, tmp_path):
+    summary = train.main(argv("mixit_demo.yaml", data_folder=demo_data,
+                              output_folder=str(tmp_path / "m"),
+                              extra_noise=True, all_assignments=True))
+    assert list(summary) == ["mixture", "model"]

@@ -241,3 +241,20 @@ def test_load_pretrained_errors(tmp_path):
     torch.save(_tiny(num_blocks=2).state_dict(), path)
     with pytest.raises(RuntimeError, match="do not fit"):
         load_pretrained(_tiny(), str(path))
+
+
+def test_load_pretrained_takes_the_selected_checkpoint(tmp_path):
+    """From a save folder holding the best and the latest checkpoints, the
+    teacher is the best one (lowest valid_loss), as its run evaluated."""
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    model = _tiny()
+    saver = Checkpointer(str(tmp_path), {"model": model})
+    for loss, fill in ((-5.0, 1.0), (-3.0, 2.0)):  # the best comes first
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(fill)
+        saver.save_checkpoint(meta={"valid_loss": loss})
+    target = _tiny()
+    load_pretrained(target, str(tmp_path), key="model")
+    assert all(bool((p == 1.0).all()) for p in target.parameters())

@@ -88,7 +88,8 @@ def load_pretrained(model, source, key="model"):
     source : str
         A ``.ckpt``/``.pt`` state-dict file, a SpeechBrain checkpoint
         directory (``CKPT+...``) or a ``save`` folder holding several
-        (the most recent one that holds ``key`` is used).
+        (the one with the lowest ``valid_loss`` that holds ``key``, as
+        ``train.py`` selects it, else the most recent).
     key : str
         The recoverable's name in the checkpoint (``model`` for supervised
         and MixIT runs, ``student`` for RemixIT runs).
@@ -104,9 +105,13 @@ def load_pretrained(model, source, key="model"):
         if os.path.isfile(candidate):
             path = candidate
         else:
-            ckpt = Checkpointer(source).find_checkpoint(
-                ckpt_predicate=lambda c: key in c.paramfiles
-            )
+            # the checkpoint the teacher's own run selected: the lowest
+            # validation loss (a "last"-selected run keeps only one)
+            has_key = lambda c: key in c.paramfiles  # noqa: E731
+            finder = Checkpointer(source)
+            ckpt = finder.find_checkpoint(
+                min_key="valid_loss", ckpt_predicate=has_key
+            ) or finder.find_checkpoint(ckpt_predicate=has_key)
             if ckpt is None:
                 raise FileNotFoundError(
                     f"{source}: no checkpoint with a '{key}' model; train "

@@ -123,7 +123,9 @@ def check_manifest(path, data_root, required=("mix_wav",), min_duration=None):
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
         rows = list(reader)
-    missing = [c for c in ("ID", "duration", *required) if c not in fields]
+    virtual = "clean_wav" in fields and "noise_wav" in fields
+    missing = [c for c in ("ID", "duration", *required) if c not in fields
+               and not (c == "mix_wav" and virtual)]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; a manifest "
                         "needs ID, duration and " + ", ".join(required))
@@ -150,6 +152,8 @@ def check_manifest(path, data_root, required=("mix_wav",), min_duration=None):
                 "(crop_seconds) or drop short clips from the manifest"
             )
         for key in required:
+            if key == "mix_wav" and is_virtual(row):
+                continue  # synthesised from clean_wav + noise_wav
             if not row.get(key):
                 raise DataError(f"{where}: empty {key}")
         for key in AUDIO_KEYS:
@@ -163,12 +167,35 @@ def check_manifest(path, data_root, required=("mix_wav",), min_duration=None):
     return rows
 
 
+def is_virtual(row):
+    """A row whose mixture is ``clean + noise_gain * noise`` (no file)."""
+    return not row.get("mix_wav") and bool(row.get("clean_wav")) and bool(
+        row.get("noise_wav"))
+
+
+def noise_excerpt(noise, length, start=0):
+    """``length`` samples of ``noise`` from ``start``, tiled if too short.
+
+    Example
+    -------
+    >>> noise_excerpt(torch.arange(3.0), 5, start=1).tolist()
+    [1.0, 2.0, 0.0, 1.0, 2.0]
+    """
+    reps = (start + length) // noise.numel() + 1
+    return noise.repeat(reps)[start : start + length]
+
+
 def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
                  min_duration=None):
     """A ``DynamicItemDataset`` over a checked manifest.
 
     It provides ``id`` and one waveform key per audio column present
     (``mix``, ``clean``, ``noise``), each read with :func:`read_audio`.
+    A manifest without ``mix_wav`` but with ``clean_wav`` and ``noise_wav``
+    describes *virtual* mixtures, synthesised when read:
+    ``mix = clean + noise_gain * noise[noise_start:]`` (columns
+    ``noise_gain``, default 1, and ``noise_start`` in samples, default 0),
+    so that large generated corpora need no mixture files on disk.
 
     Example
     -------
@@ -184,10 +211,31 @@ def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
     torch.Size([160])
     """
     rows = check_manifest(path, data_root, required, min_duration)
-    data = {row["ID"]: dict(row, duration=float(row["duration"]))
-            for row in rows}
+    data = {}
+    for row in rows:
+        data[row["ID"]] = dict(
+            row, duration=float(row["duration"]),
+            noise_gain=float(row.get("noise_gain") or 1.0),
+            noise_start=int(row.get("noise_start") or 0),
+        )
     keys = [k for k in AUDIO_KEYS if all(row.get(k) for row in rows)]
     dataset = sb.dataio.dataset.DynamicItemDataset(data)
+    if "mix_wav" not in keys and all(is_virtual(row) for row in rows):
+
+        @sb.utils.data_pipeline.takes(
+            "clean_wav", "noise_wav", "noise_gain", "noise_start")
+        @sb.utils.data_pipeline.provides("clean", "noise", "mix")
+        def synthesise(clean_wav, noise_wav, gain, start, _sr=sample_rate):
+            clean = read_audio(clean_wav, _sr)
+            noise = gain * noise_excerpt(read_audio(noise_wav, _sr),
+                                         clean.numel(), start)
+            yield clean
+            yield noise
+            yield clean + noise
+
+        dataset.add_dynamic_item(synthesise)
+        dataset.set_output_keys(["id", "mix", "clean", "noise"])
+        return dataset
 
     for key in keys:
         name = key[: -len("_wav")]

@@ -106,3 +106,20 @@ def test_non_finite_loss_is_a_clear_error(demo_data, tmp_path):
     predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         brain.compute_objectives(predictions, batch, sb.Stage.TRAIN)
+
+
+def test_dynamic_mixing_draws_new_snrs(demo_data, tmp_path):
+    """dynamic_snr_range re-mixes clean and (shuffled) noise at a random
+    SNR inside the range at every step."""
+    brain, batch = build("supervised_demo.yaml", demo_data, tmp_path)
+    brain.hparams.dynamic_snr_range = [5.0, 5.0]
+    brain.on_fit_start()
+    mix, clean = brain.crop(batch, ["mix", "clean"], sb.Stage.VALID)
+    remixed = brain.dynamic_mix(clean, mix - clean, [5.0, 5.0])
+    noise = remixed - clean
+    snr = 10 * torch.log10(clean.pow(2).sum(-1) / noise.pow(2).sum(-1))
+    assert torch.allclose(snr, torch.full_like(snr, 5.0), atol=1e-3)
+    _, targets = brain.compute_forward(batch, sb.Stage.TRAIN)
+    snr = 10 * torch.log10(targets[:, 0].pow(2).sum(-1)
+                           / targets[:, 1].pow(2).sum(-1))
+    assert torch.allclose(snr, torch.full_like(snr, 5.0), atol=1e-3)

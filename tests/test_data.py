@@ -465,3 +465,36 @@ def test_noise_pool_checks_manifest(tmp_path):
     )
     with pytest.raises(DataError, match="noise_wav"):
         NoisePool(path, str(tmp_path), SR)
+
+
+def test_virtual_mixtures_are_synthesised_when_read(tmp_path):
+    """Rows with clean_wav + noise_wav and no mix_wav give
+    mix = clean + noise_gain * noise[noise_start:] (noise tiled)."""
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal(1600).astype("float32") * 0.1
+    noise = rng.standard_normal(500).astype("float32") * 0.1
+    sf.write(str(tmp_path / "c.wav"), clean, 16000, subtype="FLOAT")
+    sf.write(str(tmp_path / "n.wav"), noise, 16000, subtype="FLOAT")
+    path = str(tmp_path / "v.csv")
+    write_manifest(path, [{
+        "ID": "v", "duration": 0.1, "clean_wav": "$data_root/c.wav",
+        "noise_wav": "$data_root/n.wav", "noise_gain": 0.5,
+        "noise_start": 120,
+    }], ["ID", "duration", "clean_wav", "noise_wav", "noise_gain",
+         "noise_start"])
+    item = make_dataset(path, str(tmp_path), 16000)[0]  # requires mix_wav
+    expected = 0.5 * np.tile(noise, 5)[120:120 + 1600]
+    np.testing.assert_allclose(item["noise"].numpy(), expected, atol=1e-7)
+    np.testing.assert_allclose(item["mix"].numpy(), clean + expected,
+                               atol=1e-6)
+    np.testing.assert_allclose(item["clean"].numpy(), clean)
+
+
+def test_virtual_mixture_needs_both_sources(tmp_path):
+    sf.write(str(tmp_path / "c.wav"), np.zeros(160, "float32"), 16000)
+    path = str(tmp_path / "v.csv")
+    write_manifest(path, [{"ID": "v", "duration": 0.01,
+                           "clean_wav": "$data_root/c.wav"}],
+                   ["ID", "duration", "clean_wav"])
+    with pytest.raises(DataError, match="mix_wav"):
+        make_dataset(path, str(tmp_path), 16000)

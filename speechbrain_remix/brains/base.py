@@ -210,6 +210,11 @@ class EnhancementBrain(sb.Brain):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.hparams.select_by not in ("last", "valid_loss"):
+            raise ValueError(
+                f"select_by: {self.hparams.select_by!r}; use 'last' or "
+                "'valid_loss' (the scheme's own validation loss)"
+            )
         rank = int(os.environ.get("RANK", 0))
         self.rng = CheckpointableGenerator(self.hparams.seed + rank)
         if self.checkpointer is not None:

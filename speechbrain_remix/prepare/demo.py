@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from speechbrain_remix.data import (
     DataError,
@@ -151,7 +152,7 @@ def _mix(speech_files, noise_files, data_folder, split, sample_rate,
     """One mixture per speech file with a random noise excerpt at a random
     SNR."""
     rows = []
-    for speech_file in speech_files:
+    for speech_file in tqdm(speech_files, desc=f"mixing {split}"):
         clean = read_audio(speech_file, sample_rate).numpy()
         noise = read_audio(noise_files[rng.integers(len(noise_files))],
                            sample_rate).numpy()

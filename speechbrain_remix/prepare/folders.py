@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from speechbrain_remix.data import DataError, read_audio, write_manifest
 from speechbrain_remix.prepare.mixing import add_noise, write_mixture
@@ -186,7 +187,7 @@ def _synthesise(clean, noise, data_folder, n_mixtures, snr_range,
     """Random speech + random noise excerpt at a random SNR, ``n_mixtures``
     times."""
     rows = []
-    for k in range(n_mixtures):
+    for k in tqdm(range(n_mixtures), desc="synthesising mixtures"):
         _, speech_path, _ = clean[rng.integers(len(clean))]
         _, noise_path, _ = noise[rng.integers(len(noise))]
         speech = read_audio(speech_path, sample_rate).numpy()

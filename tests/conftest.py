@@ -13,10 +13,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # for ``import train``
 torch.set_num_threads(2)
 
-# A model and corpus small enough for a whole recipe in a few seconds
-# (keys of the demo YAML files).
-TINY = {
-    "demo_folder": os.path.join(ROOT, "data", "demo"),
+# A model and run small enough for a whole recipe in a few seconds (keys of
+# every YAML file) ...
+TINY_RUN = {
     "num_blocks": 1,
     "enc_num_basis": 32,
     "enc_kernel_size": 21,
@@ -24,13 +23,18 @@ TINY = {
     "in_channels": 32,
     "upsampling_depth": 3,
     "groups": 2,
-    "n_train": 8,
-    "n_valid": 4,
-    "n_test": 3,
     "batch_size": 4,
     "crop_seconds": 1.0,
     "number_of_epochs": 1,
     "save_enhanced": 1,
+}
+# ... and a demo corpus to match (keys of the demo YAML files).
+TINY = {
+    **TINY_RUN,
+    "demo_folder": os.path.join(ROOT, "data", "demo"),
+    "n_train": 8,
+    "n_valid": 4,
+    "n_test": 3,
 }
 
 
@@ -39,11 +43,11 @@ TINY_MODEL = dict(num_blocks=1, enc_num_basis=16, out_channels=8,
                   in_channels=16, upsampling_depth=2, groups=2)
 
 
-def argv(hparams, **overrides):
+def argv(hparams, base=TINY, **overrides):
     """Command-line arguments of ``train.py hparams/<hparams>`` with the
-    tiny settings, then ``overrides`` (which win)."""
+    tiny settings ``base``, then ``overrides`` (which win)."""
     args = [os.path.join(ROOT, "hparams", hparams)]  # absolute paths stay
-    for key, value in {**TINY, **overrides}.items():
+    for key, value in {**base, **overrides}.items():
         args.append(f"--{key}={value}")
     return args + ["--noprogressbar", "--device=cpu"]
 

@@ -18,7 +18,6 @@ Manifests written to ``data_folder`` (paths as ``$data_root/...``):
 """
 
 import glob
-import json
 import logging
 import os
 
@@ -26,18 +25,19 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from speechbrain_remix.data import (
-    DataError,
-    check_manifest,
-    read_audio,
-    write_manifest,
-)
+from speechbrain_remix.data import DataError, read_audio, write_manifest
+from speechbrain_remix.prepare.common import already_prepared, mark_prepared
 from speechbrain_remix.prepare.mixing import add_noise, write_mixture
 
 logger = logging.getLogger(__name__)
 MIX_FIELDS = ["ID", "duration", "mix_wav", "clean_wav", "noise_wav"]
 NOISE_FIELDS = ["ID", "duration", "noise_wav"]
 DOMAINS = {"A": "music", "B": "env"}
+LABELLED = ("mix_wav", "clean_wav")
+MANIFESTS = {"A_train.csv": LABELLED, "A_valid.csv": LABELLED,
+             "B_test.csv": LABELLED, "B_train.csv": ("mix_wav",),
+             "B_valid.csv": ("mix_wav",), "A_noise.csv": ("noise_wav",),
+             "B_noise.csv": ("noise_wav",)}
 
 
 def prepare_demo(
@@ -77,8 +77,7 @@ def prepare_demo(
                    snr_range=list(snr_range), seed=seed,
                    sample_rate=sample_rate,
                    source=os.path.abspath(source_folder))
-    done = os.path.join(data_folder, "prepare_done.json")
-    if _up_to_date(done, options, data_folder):
+    if already_prepared(data_folder, options, MANIFESTS):
         logger.info("Demo data already prepared in %s, skipping", data_folder)
         return
     speech = {s: _list(source_folder, f"speech/{s}") for s in ("train", "test")}
@@ -110,8 +109,7 @@ def prepare_demo(
     test = _mix(speech["test"][:n_test], noise_test, data_folder, "B_test",
                 sample_rate, snr_range, rng)
     write_manifest(os.path.join(data_folder, "B_test.csv"), test, MIX_FIELDS)
-    with open(done, "w") as f:
-        json.dump(options, f, indent=1)
+    mark_prepared(data_folder, options)
 
 
 def _list(root, sub):
@@ -122,29 +120,6 @@ def _list(root, sub):
             "be the shipped demo corpus (data/demo in the repository)"
         )
     return files
-
-
-def _up_to_date(done, options, data_folder):
-    """True when an earlier run with the same options completed and its
-    manifests still check out."""
-    if not os.path.isfile(done):
-        return False
-    with open(done) as f:
-        if json.load(f) != options:
-            return False
-    try:
-        for name in ("A_train", "A_valid", "B_test"):
-            check_manifest(os.path.join(data_folder, f"{name}.csv"),
-                           data_folder, ("mix_wav", "clean_wav"))
-        for name in ("B_train", "B_valid"):
-            check_manifest(os.path.join(data_folder, f"{name}.csv"),
-                           data_folder)
-        for name in ("A_noise", "B_noise"):
-            check_manifest(os.path.join(data_folder, f"{name}.csv"),
-                           data_folder, ("noise_wav",))
-    except DataError:
-        return False
-    return True
 
 
 def _mix(speech_files, noise_files, data_folder, split, sample_rate,

@@ -21,53 +21,21 @@ Command line::
 """
 
 import argparse
-import glob
-import json
 import logging
 import os
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from speechbrain_remix.data import DataError, read_audio, write_manifest
+from speechbrain_remix.prepare.common import (
+    already_prepared,
+    list_audio,
+    mark_prepared,
+)
 from speechbrain_remix.prepare.mixing import add_noise, write_mixture
 
 logger = logging.getLogger(__name__)
-EXTENSIONS = (".wav", ".flac", ".ogg")
-
-
-def list_audio(folder, sample_rate):
-    """Audio files under ``folder`` (recursive) as ``(ID, path, seconds)``,
-    each checked to be mono at ``sample_rate`` and not empty."""
-    if not os.path.isdir(folder):
-        raise DataError(f"{folder}: folder not found")
-    files = sorted(
-        p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
-        if p.lower().endswith(EXTENSIONS)
-    )
-    if not files:
-        raise DataError(f"{folder}: no .wav/.flac/.ogg files found; point "
-                        "the option to the folder holding your recordings")
-    items = []
-    for path in files:
-        try:
-            info = sf.info(path)
-        except Exception as err:
-            raise DataError(f"{path}: cannot read audio ({err})") from err
-        if info.channels != 1:
-            raise DataError(f"{path}: {info.channels} channels, expected "
-                            "mono; downmix it (sox in.wav out.wav remix -)")
-        if info.samplerate != sample_rate:
-            raise DataError(f"{path}: {info.samplerate} Hz, expected "
-                            f"{sample_rate} Hz; resample it (sox in.wav -r "
-                            f"{sample_rate} out.wav)")
-        if info.frames == 0:
-            raise DataError(f"{path}: empty audio file; remove it")
-        uid = os.path.splitext(os.path.relpath(path, folder))[0]
-        items.append((uid.replace(os.sep, "_"), os.path.abspath(path),
-                      info.frames / sample_rate))
-    return items
 
 
 def _split(items, valid_fraction, rng):
@@ -118,12 +86,9 @@ def prepare_folders(
         return
     options = {k: v for k, v in locals().items() if k != "skip_prep"}
     options["snr_range"] = list(snr_range)
-    done = os.path.join(data_folder, "prepare_done.json")
-    if os.path.isfile(done):
-        with open(done) as f:
-            if json.load(f) == options:
-                logger.info("%s already prepared, skipping", data_folder)
-                return
+    if already_prepared(data_folder, options, {}):
+        logger.info("%s already prepared, skipping", data_folder)
+        return
     if not (noisy_folder or clean_folder or test_folder):
         raise DataError("give at least one of noisy_folder, clean_folder "
                         "(with noise_folder) or test_folder")
@@ -158,8 +123,7 @@ def prepare_folders(
         write_manifest(os.path.join(data_folder, "test.csv"),
                        _pairs(test_folder, sample_rate),
                        fields + ["clean_wav"])
-    with open(done, "w") as f:
-        json.dump(options, f, indent=1)
+    mark_prepared(data_folder, options)
 
 
 def _row(uid, seconds, **paths):

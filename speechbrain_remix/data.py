@@ -194,8 +194,9 @@ def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
     A manifest without ``mix_wav`` but with ``clean_wav`` and ``noise_wav``
     describes *virtual* mixtures, synthesised when read:
     ``mix = clean + noise_gain * noise[noise_start:]`` (columns
-    ``noise_gain``, default 1, and ``noise_start`` in samples, default 0),
-    so that large generated corpora need no mixture files on disk.
+    ``noise_gain``, default 1, and ``noise_start`` in samples, default 0;
+    a column ``snr`` in dB sets the gain from the two signals' energies
+    instead), so that large generated corpora need no mixture files.
 
     Example
     -------
@@ -217,18 +218,24 @@ def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
             row, duration=float(row["duration"]),
             noise_gain=float(row.get("noise_gain") or 1.0),
             noise_start=int(row.get("noise_start") or 0),
+            snr=float(row["snr"]) if row.get("snr") else None,
         )
     keys = [k for k in AUDIO_KEYS if all(row.get(k) for row in rows)]
     dataset = sb.dataio.dataset.DynamicItemDataset(data)
     if "mix_wav" not in keys and all(is_virtual(row) for row in rows):
 
         @sb.utils.data_pipeline.takes(
-            "clean_wav", "noise_wav", "noise_gain", "noise_start")
+            "clean_wav", "noise_wav", "noise_gain", "noise_start", "snr")
         @sb.utils.data_pipeline.provides("clean", "noise", "mix")
-        def synthesise(clean_wav, noise_wav, gain, start, _sr=sample_rate):
+        def synthesise(clean_wav, noise_wav, gain, start, snr,
+                       _sr=sample_rate):
             clean = read_audio(clean_wav, _sr)
-            noise = gain * noise_excerpt(read_audio(noise_wav, _sr),
-                                         clean.numel(), start)
+            noise = noise_excerpt(read_audio(noise_wav, _sr), clean.numel(),
+                                  start)
+            if snr is not None:  # gain from the energies, at this SNR
+                gain = torch.sqrt(clean.pow(2).sum() / (
+                    noise.pow(2).sum() + 1e-12) / 10 ** (snr / 10))
+            noise = gain * noise
             yield clean
             yield noise
             yield clean + noise

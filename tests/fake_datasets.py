@@ -37,3 +37,59 @@ def make_dns(root, n_clean=12, n_noise=4, n_test=3):
                 f"clnsp{i}_train_{i}_snr5_tl-21_fileid_{i}.wav"), 1.5,
                 seed=300 + i)
     return root
+
+
+def make_wham(root, n=(6, 3, 3)):
+    """Output of the WHAM! generation scripts (wav16k/min)."""
+    for split, count in zip(("tr", "cv", "tt"), n):
+        for i in range(count):
+            name = f"40{i}o030a_1.2_20{i}o0310_-1.2.wav"
+            for k, part in enumerate(("mix_single", "s1", "noise")):
+                write_wav(os.path.join(root, "wav16k", "min", split, part,
+                                       name), 1.5, seed=10 * i + k)
+    return root
+
+
+def make_vctk(root, n=4):
+    """Valentini VCTK-DEMAND test set at 48 kHz."""
+    for i in range(n):
+        for k, part in enumerate(("clean", "noisy")):
+            write_wav(os.path.join(root, f"{part}_testset_wav",
+                                   f"p232_{i:03d}.wav"), 1.5, rate=48000,
+                      seed=10 * i + k)
+    return root
+
+
+def make_librispeech(root, subsets=("train-clean-360", "dev-clean",
+                                    "test-clean"), n=4):
+    for s, subset in enumerate(subsets):
+        for i in range(n):
+            spk, chapter = 100 + s * 10 + i % 2, 200 + i
+            path = os.path.join(root, subset, str(spk), str(chapter),
+                                f"{spk}-{chapter}-{i:04d}.flac")
+            write_wav(path, 1.5, seed=s * 100 + i)
+    return root
+
+
+def make_fsd50k(root, n=4):
+    """FSD50K audio (44.1 kHz) and ground truth, with one human-sound clip
+    per split that must be excluded."""
+    gt = os.path.join(root, "FSD50K.ground_truth")
+    os.makedirs(gt, exist_ok=True)
+    dev, ev = [], []
+    for i in range(2 * n):
+        split = "train" if i < n else "val"
+        labels = "Speech,Human_voice" if i % n == 0 else "Rain,Water"
+        dev.append(f"{1000 + i},\"{labels}\",/m/x,{split}")
+        write_wav(os.path.join(root, "FSD50K.dev_audio", f"{1000 + i}.wav"),
+                  0.8, rate=44100, seed=500 + i)
+    for i in range(n):
+        labels = "Laughter" if i == 0 else "Engine,Vehicle"
+        ev.append(f"{2000 + i},\"{labels}\",/m/y")
+        write_wav(os.path.join(root, "FSD50K.eval_audio", f"{2000 + i}.wav"),
+                  0.8, rate=44100, seed=600 + i)
+    with open(os.path.join(gt, "dev.csv"), "w") as f:
+        f.write("fname,labels,mids,split\n" + "\n".join(dev) + "\n")
+    with open(os.path.join(gt, "eval.csv"), "w") as f:
+        f.write("fname,labels,mids\n" + "\n".join(ev) + "\n")
+    return root

@@ -10,10 +10,11 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from speechbrain_remix.data import DataError, check_manifest
+from speechbrain_remix.data import DataError, check_manifest, write_manifest
 
 EXTENSIONS = (".wav", ".flac", ".ogg")
 DONE_FILE = "prepare_done.json"
+NOISE_FIELDS = ["ID", "duration", "noise_wav"]
 
 
 def find_audio(folder):
@@ -113,3 +114,22 @@ def mark_prepared(save_folder, options):
     """Records that preparation with ``options`` completed."""
     with open(os.path.join(save_folder, DONE_FILE), "w") as f:
         json.dump(options, f, indent=1)
+
+
+def write_split_manifests(save_folder, train, valid, fields,
+                          noise_fraction=0.2):
+    """The training manifests every dataset offers: ``train.csv``,
+    ``valid.csv``, and the split of Table I of RemixIT for in-domain noise:
+    ``train_mix80.csv`` (the mixtures of ``1 - noise_fraction`` of the
+    training rows) and ``train_noise20.csv`` (the noise of the others)."""
+    n_noise = int(round(noise_fraction * len(train)))
+    write_manifest(os.path.join(save_folder, "train.csv"), train, fields)
+    write_manifest(os.path.join(save_folder, "valid.csv"), valid, fields)
+    write_manifest(os.path.join(save_folder, "train_mix80.csv"),
+                   train[n_noise:], fields)
+    write_manifest(
+        os.path.join(save_folder, "train_noise20.csv"),
+        [{"ID": r["ID"] + "_noise", "duration": r["duration"],
+          "noise_wav": r["noise_wav"]} for r in train[:n_noise]],
+        NOISE_FIELDS,
+    )

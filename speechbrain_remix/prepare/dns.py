@@ -39,9 +39,11 @@ import numpy as np
 
 from speechbrain_remix.data import DataError, write_manifest
 from speechbrain_remix.prepare.common import (
+    NOISE_FIELDS,
     already_prepared,
     list_audio,
     mark_prepared,
+    write_split_manifests,
 )
 
 logger = logging.getLogger(__name__)
@@ -133,19 +135,13 @@ def prepare_dns(
     if len(rows) <= n_valid + 1:
         raise DataError(f"{root}/clean: {len(rows)} files, too few to hold "
                         f"out n_valid={n_valid}; lower n_valid")
-    valid, train = rows[:n_valid], rows[n_valid:]
-    n_noise = int(round(noise_fraction * len(train)))
     os.makedirs(save_folder, exist_ok=True)
+    write_split_manifests(save_folder, rows[n_valid:], rows[:n_valid],
+                          PAIR_FIELDS, noise_fraction)
     write = lambda name, r, f: write_manifest(  # noqa: E731
         os.path.join(save_folder, name), r, f)
-    write("train.csv", train, PAIR_FIELDS)
-    write("valid.csv", valid, PAIR_FIELDS)
-    write("train_mix80.csv", train[n_noise:], PAIR_FIELDS)
-    noise_rows = [{"ID": r["ID"] + "_noise", "duration": r["duration"],
-                   "noise_wav": r["noise_wav"]} for r in train[:n_noise]]
-    write("train_noise20.csv", noise_rows, ["ID", "duration", "noise_wav"])
     write("noise.csv", [{"ID": u, "duration": f"{s:.3f}", "noise_wav": p}
-                        for u, p, s in noise], ["ID", "duration", "noise_wav"])
+                        for u, p, s in noise], NOISE_FIELDS)
     for name, sub in (("test.csv", "no_reverb"),
                       ("test_reverb.csv", "with_reverb")):
         folder = os.path.join(root, "test_set", "synthetic", sub)

@@ -1,0 +1,115 @@
+"""WHAM!, VCTK-DEMAND and LibriFSD50K preparation on fake trees of their
+real layouts."""
+
+import csv
+import os
+
+import pytest
+import soundfile as sf
+import torch
+from fake_datasets import (
+    make_fsd50k,
+    make_librispeech,
+    make_vctk,
+    make_wham,
+    write_wav,
+)
+
+from speechbrain_remix.data import DataError, make_dataset
+from speechbrain_remix.prepare.librifsd50k import prepare_librifsd50k
+from speechbrain_remix.prepare.vctk import prepare_vctk
+from speechbrain_remix.prepare.wham import prepare_wham
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_wham(tmp_path):
+    root = make_wham(str(tmp_path / "wham"))
+    out = str(tmp_path / "out")
+    prepare_wham(root, out)
+    train = rows(f"{out}/train.csv")
+    assert len(train) == 6 and len(rows(f"{out}/valid.csv")) == 3
+    assert len(rows(f"{out}/test.csv")) == 3
+    assert "/mix_single/" in train[0]["mix_wav"]
+    assert "/s1/" in train[0]["clean_wav"] and "/noise/" in train[0][
+        "noise_wav"]
+    assert len(rows(f"{out}/train_noise20.csv")) == 1
+    assert len(rows(f"{out}/train_mix80.csv")) == 5
+    stamp = os.path.getmtime(f"{out}/train.csv")
+    prepare_wham(root, out)  # idempotent
+    assert os.path.getmtime(f"{out}/train.csv") == stamp
+
+
+def test_wham_errors(tmp_path):
+    with pytest.raises(DataError, match="not the generated WHAM"):
+        prepare_wham(str(tmp_path), str(tmp_path / "out"))
+    root = make_wham(str(tmp_path / "wham"))
+    os.remove(os.path.join(root, "wav16k/min/tr/s1",
+                           "400o030a_1.2_200o0310_-1.2.wav"))
+    with pytest.raises(DataError, match="no s1/"):
+        prepare_wham(root, str(tmp_path / "out"))
+
+
+def test_vctk_resamples_to_16k(tmp_path):
+    root = make_vctk(str(tmp_path / "vctk"))
+    out = str(tmp_path / "out")
+    prepare_vctk(root, out)
+    test = rows(f"{out}/test.csv")
+    assert [r["ID"] for r in test] == [f"p232_{i:03d}" for i in range(4)]
+    assert sf.info(test[0]["mix_wav"]).samplerate == 16000
+    assert sf.info(test[0]["clean_wav"]).samplerate == 16000
+    assert "clean_wav" not in rows(f"{out}/mixtures.csv")[0]
+
+
+def test_vctk_errors(tmp_path):
+    with pytest.raises(DataError, match="not the VCTK-DEMAND"):
+        prepare_vctk(str(tmp_path), str(tmp_path / "out"))
+    root = make_vctk(str(tmp_path / "vctk"))
+    write_wav(os.path.join(root, "noisy_testset_wav", "p999_001.wav"), 1.0,
+              rate=48000)
+    with pytest.raises(DataError, match="no clean file"):
+        prepare_vctk(root, str(tmp_path / "out"))
+
+
+@pytest.fixture
+def lfsd_sources(tmp_path):
+    return (make_librispeech(str(tmp_path / "LibriSpeech")),
+            make_fsd50k(str(tmp_path / "FSD50K")))
+
+
+def test_librifsd50k(lfsd_sources, tmp_path):
+    libri, fsd = lfsd_sources
+    out = str(tmp_path / "out")
+    prepare_librifsd50k(libri, fsd, out, n_mixtures=(6, 2, 3),
+                        snr_range=(5.0, 5.0))
+    train = rows(f"{out}/train.csv")
+    assert len(train) == 6 and len(rows(f"{out}/test.csv")) == 3
+    # no human sound, the right FSD50K split for each set
+    assert all(r["noise_wav"].split("/")[-1][:4] in ("1001", "1002", "1003")
+               for r in train)
+    assert all(r["noise_wav"].split("/")[-1][:4] in ("1005", "1006", "1007")
+               for r in rows(f"{out}/valid.csv"))
+    assert all(r["noise_wav"].split("/")[-1][:4] in ("2001", "2002", "2003")
+               for r in rows(f"{out}/test.csv"))
+    assert sf.info(train[0]["noise_wav"]).samplerate == 16000
+    item = make_dataset(f"{out}/train.csv", out, 16000)[0]
+    snr = 10 * torch.log10(item["clean"].pow(2).sum()
+                           / item["noise"].pow(2).sum())
+    assert abs(float(snr) - 5.0) < 1e-3
+    # deterministic
+    again = str(tmp_path / "again")
+    prepare_librifsd50k(libri, fsd, again, n_mixtures=(6, 2, 3),
+                        snr_range=(5.0, 5.0))
+    assert [r["ID"] for r in rows(f"{again}/train.csv")] == [
+        r["ID"] for r in train]
+
+
+def test_librifsd50k_errors(lfsd_sources, tmp_path):
+    libri, fsd = lfsd_sources
+    with pytest.raises(DataError, match="not FSD50K"):
+        prepare_librifsd50k(libri, str(tmp_path), str(tmp_path / "o"))
+    with pytest.raises(DataError, match="not LibriSpeech"):
+        prepare_librifsd50k(str(tmp_path), fsd, str(tmp_path / "o"))

@@ -1,0 +1,94 @@
+"""Every experiment configuration of the RemixIT paper runs one tiny epoch
+(tiny model, a handful of files) on a fake tree of its dataset's layout."""
+
+import glob
+import os
+
+import pytest
+import torch
+from conftest import ROOT, TINY_RUN, argv
+from fake_datasets import (
+    make_dns,
+    make_fsd50k,
+    make_librispeech,
+    make_vctk,
+    make_wham,
+)
+from hyperpyyaml import load_hyperpyyaml
+
+import train
+from speechbrain_remix.models import SudoRmRf
+from speechbrain_remix.prepare.librifsd50k import prepare_librifsd50k
+
+PAPER_YAMLS = sorted(
+    os.path.basename(p)
+    for p in glob.glob(os.path.join(ROOT, "hparams", "*.yaml"))
+    if "_demo" not in p
+)
+DATASETS = ("librifsd50k", "wham", "vctk", "dns")  # order: name matching
+
+
+def dataset_of(name):
+    stem = name[: -len(".yaml")]
+    for ds in DATASETS:
+        if ds in stem.split("_from_")[0]:
+            return ds
+    raise AssertionError(name)
+
+
+@pytest.fixture(scope="module")
+def fake_roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("datasets")
+    lfsd = str(base / "lfsd")
+    make_librispeech(os.path.join(lfsd, "LibriSpeech"))
+    make_fsd50k(os.path.join(lfsd, "FSD50K"))
+    lfsd_manifests = str(base / "lfsd_manifests")
+    prepare_librifsd50k(os.path.join(lfsd, "LibriSpeech"),
+                        os.path.join(lfsd, "FSD50K"), lfsd_manifests,
+                        n_mixtures=(6, 2, 3))
+    return {
+        "dns": make_dns(str(base / "dns")),
+        "wham": make_wham(str(base / "wham")),
+        "vctk": make_vctk(str(base / "vctk")),
+        "librifsd50k": lfsd,
+        "lfsd_manifests": lfsd_manifests,
+    }
+
+
+def yaml_keys(name):
+    with open(os.path.join(ROOT, "hparams", name)) as f:
+        text = f.read()
+    return {line.split(":")[0] for line in text.splitlines()
+            if line and line[0].isalpha()}
+
+
+@pytest.mark.parametrize("name", PAPER_YAMLS)
+def test_one_tiny_epoch(name, fake_roots, tmp_path):
+    keys = yaml_keys(name)
+    ds = dataset_of(name)
+    extra = {"data_folder": fake_roots[ds],
+             "output_folder": str(tmp_path / "out")}
+    if "n_valid" in keys:
+        extra["n_valid"] = 2
+    if "n_mixtures" in keys:
+        extra["n_mixtures"] = "[6, 2, 3]"
+    if "ood_noise_folder" in keys:
+        extra["ood_noise_folder"] = fake_roots["lfsd_manifests"]
+    if "teacher_source" in keys:
+        with open(os.path.join(ROOT, "hparams", name)) as f:
+            hp = load_hyperpyyaml(f, {"data_folder": fake_roots[ds]})
+        model_keys = ("num_blocks", "enc_num_basis", "enc_kernel_size",
+                      "out_channels", "in_channels", "upsampling_depth",
+                      "groups")
+        teacher = SudoRmRf(num_sources=hp["teacher_num_sources"],
+                           **{k: TINY_RUN[k] for k in model_keys})
+        extra["teacher_source"] = str(tmp_path / "teacher.ckpt")
+        torch.save(teacher.state_dict(), extra["teacher_source"])
+    if "student_schedule" in keys:
+        extra.update(student_schedule="[1, 2]", teacher_update_every=1,
+                     number_of_epochs=2)
+    if "student_blocks" in keys:
+        extra["student_blocks"] = 1
+    summary = train.main(argv(name, base=TINY_RUN, **extra))
+    assert summary["mixture"]["si_sdri"] == 0.0
+    assert os.path.isfile(tmp_path / "out" / "test_results.csv")

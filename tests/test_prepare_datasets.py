@@ -113,3 +113,19 @@ def test_librifsd50k_errors(lfsd_sources, tmp_path):
         prepare_librifsd50k(libri, str(tmp_path), str(tmp_path / "o"))
     with pytest.raises(DataError, match="not LibriSpeech"):
         prepare_librifsd50k(str(tmp_path), fsd, str(tmp_path / "o"))
+
+
+def test_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    root = make_vctk(str(tmp_path / "vctk"))
+    out = str(tmp_path / "out")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "recipes", "VCTK", "prepare.py"),
+         "--data_folder", root, "--save_folder", out],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(rows(f"{out}/test.csv")) == 4

@@ -1,0 +1,10 @@
+#!/usr/bin/env python3
+"""Writes the DNS manifests; options: --help.  Same as
+``python -m speechbrain_remix.prepare dns``; train.py runs it itself."""
+
+import sys
+
+from speechbrain_remix.prepare.__main__ import main
+
+if __name__ == "__main__":
+    sys.exit(main(["dns", *sys.argv[1:]]))

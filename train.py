@@ -27,9 +27,12 @@ def build_datasets(hparams, brain_class):
     root, rate = hparams["data_folder"], hparams["sample_rate"]
     crop = hparams["crop_seconds"]
     needs = brain_class.train_requires
+    short = hparams.get("short_clips", "error")  # or "drop"
     return {
-        "train": make_dataset(hparams["train_csv"], root, rate, needs, crop),
-        "valid": make_dataset(hparams["valid_csv"], root, rate, needs, crop),
+        "train": make_dataset(hparams["train_csv"], root, rate, needs, crop,
+                              short),
+        "valid": make_dataset(hparams["valid_csv"], root, rate, needs, crop,
+                              short),
         "test": make_dataset(
             hparams["test_csv"], root, rate, ("mix_wav", "clean_wav")
         ),

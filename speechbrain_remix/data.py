@@ -9,6 +9,7 @@ something wrong.
 
 import csv
 import functools
+import logging
 import math
 import os
 
@@ -16,6 +17,8 @@ import numpy as np
 import soundfile as sf
 import speechbrain as sb
 import torch
+
+logger = logging.getLogger(__name__)
 
 AUDIO_KEYS = ("mix_wav", "clean_wav", "noise_wav")
 
@@ -97,7 +100,8 @@ def write_manifest(path, rows, fields):
             os.remove(tmp)
 
 
-def check_manifest(path, data_root, required=("mix_wav",), min_duration=None):
+def check_manifest(path, data_root, required=("mix_wav",), min_duration=None,
+                   short_clips="error"):
     """Validates a manifest and returns its rows (dicts, paths resolved).
 
     Arguments
@@ -110,6 +114,10 @@ def check_manifest(path, data_root, required=("mix_wav",), min_duration=None):
         Audio columns that must be present and non-empty.
     min_duration : float, optional
         Every row must be at least this long (seconds), e.g. the crop.
+    short_clips : str
+        ``error``: a shorter row is an error naming it; ``drop``: shorter
+        rows are left out, and their number logged (for corpora whose
+        clip lengths vary, e.g. WHAM!, LibriSpeech, VCTK).
 
     Returns
     -------
@@ -146,10 +154,14 @@ def check_manifest(path, data_root, required=("mix_wav",), min_duration=None):
         if not math.isfinite(duration) or duration <= 0:
             raise DataError(f"{where}: duration must be positive")
         if min_duration is not None and duration < min_duration:
+            if short_clips == "drop":
+                row["_drop"] = True
+                continue
             raise DataError(
                 f"{where}: {row['ID']} lasts {duration:.2f} s, shorter than "
                 f"the {min_duration:.2f} s training crop; lower the crop "
-                "(crop_seconds) or drop short clips from the manifest"
+                "(crop_seconds), drop short clips from the manifest, or set "
+                "short_clips: drop"
             )
         for key in required:
             if key == "mix_wav" and is_virtual(row):
@@ -164,7 +176,14 @@ def check_manifest(path, data_root, required=("mix_wav",), min_duration=None):
                         f"{where}: {key} {row[key]} does not exist; check "
                         "data_root/data_folder or re-run the preparation"
                     )
-    return rows
+    kept = [row for row in rows if not row.pop("_drop", False)]
+    if len(kept) < len(rows):
+        logger.warning("%s: %d of %d clips shorter than %.2f s left out",
+                       path, len(rows) - len(kept), len(rows), min_duration)
+    if not kept:
+        raise DataError(f"{path}: every clip is shorter than the "
+                        f"{min_duration:.2f} s crop; lower crop_seconds")
+    return kept
 
 
 def is_virtual(row):
@@ -186,7 +205,7 @@ def noise_excerpt(noise, length, start=0):
 
 
 def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
-                 min_duration=None):
+                 min_duration=None, short_clips="error"):
     """A ``DynamicItemDataset`` over a checked manifest.
 
     It provides ``id`` and one waveform key per audio column present
@@ -211,7 +230,8 @@ def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
     >>> ds[0]["mix"].shape
     torch.Size([160])
     """
-    rows = check_manifest(path, data_root, required, min_duration)
+    rows = check_manifest(path, data_root, required, min_duration,
+                          short_clips)
     data = {}
     for row in rows:
         data[row["ID"]] = dict(

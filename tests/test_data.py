@@ -498,3 +498,24 @@ def test_virtual_mixture_needs_both_sources(tmp_path):
                    ["ID", "duration", "clean_wav"])
     with pytest.raises(DataError, match="mix_wav"):
         make_dataset(path, str(tmp_path), 16000)
+
+
+def test_short_clips_can_be_dropped_and_counted(tmp_path, caplog):
+    for name, n in (("long", 3200), ("short", 800)):
+        sf.write(str(tmp_path / f"{name}.wav"), np.zeros(n, "float32"),
+                 16000)
+    path = str(tmp_path / "m.csv")
+    write_manifest(path, [
+        {"ID": "long", "duration": 0.2, "mix_wav": "$data_root/long.wav"},
+        {"ID": "short", "duration": 0.05, "mix_wav": "$data_root/short.wav"},
+    ], ["ID", "duration", "mix_wav"])
+    with pytest.raises(DataError, match="short_clips: drop"):
+        check_manifest(path, str(tmp_path), min_duration=0.1)
+    with caplog.at_level("WARNING"):
+        kept = check_manifest(path, str(tmp_path), min_duration=0.1,
+                              short_clips="drop")
+    assert [r["ID"] for r in kept] == ["long"]
+    assert "1 of 2 clips shorter" in caplog.text
+    with pytest.raises(DataError, match="every clip is shorter"):
+        check_manifest(path, str(tmp_path), min_duration=1.0,
+                       short_clips="drop")

@@ -242,3 +242,132 @@ def mixit_loss(estimates, mixtures, assignments=None, clamp_db=None):
     losses = neg_si_sdr(remixed, target, clamp_db).sum(dim=2)  # [B, A]
     loss, best = losses.min(dim=1)
     return loss, best
+
+
+# ---------------------------------------------------------------------------
+# Losses of Saijo & Ogawa (2023), RemixIT and Self-Remixing from scratch.
+
+
+def thresholded_snr_loss(reference, estimate, tau=1e-3):
+    """Negative thresholded SNR (Eq. 8 of Self-Remixing from scratch).
+
+    ``-10 log10(||y||^2 / (||y - y_hat||^2 + tau ||y||^2))``: the SNR
+    saturates at ``-10 log10(tau)`` (30 dB for ``tau = 1e-3``).
+
+    Arguments
+    ---------
+    reference, estimate : torch.Tensor
+        ``[..., T]``.
+    tau : float
+        Threshold.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[...]``, in dB.
+
+    Example
+    -------
+    >>> y = torch.randn(100)
+    >>> round(thresholded_snr_loss(y, y).item(), 3)
+    -30.0
+    """
+    energy = reference.pow(2).sum(-1)
+    error = (reference - estimate).pow(2).sum(-1)
+    return 10 * torch.log10(error + tau * energy + 1e-12) - 10 * torch.log10(
+        energy + 1e-12)
+
+
+def zero_reference_snr_loss(reference, estimate, mixture, tau=1e-3):
+    """SNR loss defined for silent references (Eq. 2 of the FUSS paper,
+    used by the supervised variants of Self-Remixing):
+    ``10 log10(||y - y_hat||^2 + tau ||x||^2)``, thresholded relative to
+    the mixture ``x`` rather than to the (possibly zero) reference.
+
+    Arguments
+    ---------
+    reference, estimate : torch.Tensor
+        ``[B, N, T]``.
+    mixture : torch.Tensor
+        ``[B, T]``.
+    tau : float
+        Threshold.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, N]``.
+
+    Example
+    -------
+    >>> x = torch.randn(1, 50)
+    >>> silent = torch.zeros(1, 1, 50)
+    >>> bool(torch.isfinite(zero_reference_snr_loss(silent, silent, x)).all())
+    True
+    """
+    error = (reference - estimate).pow(2).sum(-1)
+    floor = tau * mixture.pow(2).sum(-1, keepdim=True)
+    return 10 * torch.log10(error + floor + 1e-12)
+
+
+def _tsnr_time_first(estimate, reference):
+    """:func:`thresholded_snr_loss` on SpeechBrain PIT's ``[T, ...]``."""
+    value = thresholded_snr_loss(reference.movedim(0, -1),
+                                 estimate.movedim(0, -1))
+    return value.unsqueeze(0)
+
+
+def pit_loss(estimates, targets, base_loss=_tsnr_time_first):
+    """Permutation-invariant loss (Eq. 3 of Self-Remixing), with
+    SpeechBrain's :class:`~speechbrain.nnet.losses.PitWrapper`.
+
+    Arguments
+    ---------
+    estimates, targets : torch.Tensor
+        ``[B, N, T]``.
+    base_loss : callable
+        Loss on time-first tensors, no reduction over sources (default: the
+        thresholded SNR of Eq. 8).
+
+    Returns
+    -------
+    loss : torch.Tensor
+        ``[B]``, mean over the ``N`` matched pairs.
+    aligned : torch.Tensor
+        The estimates reordered to match the targets, ``[B, N, T]``.
+
+    Example
+    -------
+    >>> t = torch.randn(2, 3, 100)
+    >>> loss, aligned = pit_loss(t[:, [2, 0, 1]], t)
+    >>> torch.equal(aligned, t), loss.tolist()
+    (True, [-30.0, -30.0])
+    """
+    from speechbrain.nnet.losses import PitWrapper
+
+    pit = PitWrapper(base_loss)
+    est, tgt = estimates.transpose(1, 2), targets.transpose(1, 2)
+    loss, perms = pit(est, tgt)
+    aligned = pit.reorder_tensor(est, perms).transpose(1, 2)
+    return loss, aligned
+
+
+def self_remixing_loss(mixtures, unshuffled, tau=1e-3):
+    """Self-Remixing loss (Eq. 5): each observed mixture against the sum of
+    the student's outputs put back in their pre-shuffle order.
+
+    Arguments
+    ---------
+    mixtures : torch.Tensor
+        Observed mixtures ``[B, T]``.
+    unshuffled : torch.Tensor
+        ``s_hat^(Pi^-1)``, ``[B, N, T]``.
+    tau : float
+        Threshold of Eq. 8.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]``.
+    """
+    return thresholded_snr_loss(mixtures, unshuffled.sum(dim=1), tau)

@@ -196,3 +196,149 @@ def substitute_noise(permuted_noise, recorded_noise, p_n, generator=None):
     zeta = zeta.to(permuted_noise.device)
     noise = torch.where(zeta.unsqueeze(1), recorded_noise, permuted_noise)
     return noise, zeta
+
+
+# ---------------------------------------------------------------------------
+# N-output remixing of Saijo & Ogawa (2023): RemixIT and Self-Remixing
+# trained from scratch.  Sources of a batch are ``[B, N, T]``; a batch
+# shuffle is one permutation per output channel, ``perms[n]`` of shape
+# ``[B]``: pseudo-mixture ``b`` takes channel ``n`` of mixture
+# ``perms[n][b]``.
+
+
+def channel_permutations(batch_size, n_channels, generator=None,
+                         constrained=False, max_tries=1000):
+    """Per-channel batch permutations ``Pi_n`` (Eq. 2 of Self-Remixing).
+
+    With ``constrained`` no pseudo-mixture takes two sources of the same
+    observed mixture: the permutations differ pairwise at every batch
+    position (Sec. 2.4), which needs ``batch_size >= n_channels``.  They are
+    drawn uniformly among valid ones by rejection, channel by channel.
+
+    Arguments
+    ---------
+    batch_size : int
+        ``B``.
+    n_channels : int
+        ``N`` output channels.
+    generator : torch.Generator, optional
+        Source of randomness.
+    constrained : bool
+        Forbid remixing sources of the same mixture.
+    max_tries : int
+        Rejection budget per channel before a valid cyclic construction is
+        used instead.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N, B]`` long.
+
+    Example
+    -------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> perms = channel_permutations(4, 3, g, constrained=True)
+    >>> bool(all(len(set(perms[:, b].tolist())) == 3 for b in range(4)))
+    True
+    """
+    if constrained and batch_size < n_channels:
+        raise ValueError(
+            f"a constrained shuffle of {n_channels} output channels needs a "
+            f"batch of at least {n_channels} mixtures (got {batch_size}): "
+            "raise batch_size or set constrained: False"
+        )
+    perms = []
+    for _ in range(n_channels):
+        for _ in range(max_tries):
+            perm = torch.randperm(batch_size, generator=generator)
+            if not constrained or all(
+                bool((perm != p).all()) for p in perms
+            ):
+                break
+        else:  # valid by construction: shifted copies of one permutation
+            base = torch.randperm(batch_size, generator=generator)
+            shift = torch.randperm(batch_size, generator=generator)[
+                : n_channels]
+            return torch.stack([base.roll(int(s)) for s in shift])
+        perms.append(perm)
+    return torch.stack(perms)
+
+
+def channel_shuffle(sources, generator=None):
+    """Shuffles the output channels of each mixture (Eq. 7, channel
+    shuffle): ``s_b <- Lambda_b s_b``.
+
+    Arguments
+    ---------
+    sources : torch.Tensor
+        ``[B, N, T]``.
+    generator : torch.Generator, optional
+        Source of randomness.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, N, T]``, every row a permutation of its channels.
+
+    Example
+    -------
+    >>> x = torch.arange(6.0).view(2, 3, 1)
+    >>> y = channel_shuffle(x, torch.Generator().manual_seed(1))
+    >>> sorted(y[0].flatten().tolist()), sorted(y[1].flatten().tolist())
+    ([0.0, 1.0, 2.0], [3.0, 4.0, 5.0])
+    """
+    batch, n_channels = sources.shape[:2]
+    order = torch.stack([torch.randperm(n_channels, generator=generator)
+                         for _ in range(batch)]).to(sources.device)
+    return torch.gather(
+        sources, 1, order[..., None].expand(-1, -1, sources.shape[-1])
+    )
+
+
+def remix_channels(sources, perms):
+    """Batch shuffle per channel and remixing (Eq. 2 of Self-Remixing).
+
+    Arguments
+    ---------
+    sources : torch.Tensor
+        ``[B, N, T]`` separated sources.
+    perms : torch.Tensor
+        ``[N, B]`` from :func:`channel_permutations`.
+
+    Returns
+    -------
+    mixtures : torch.Tensor
+        Pseudo-mixtures ``[B, T]``.
+    shuffled : torch.Tensor
+        ``s^(Pi)``, ``[B, N, T]``: channel ``n`` of pseudo-mixture ``b``.
+
+    Example
+    -------
+    >>> s = torch.arange(4.0).view(2, 2, 1)  # [[0, 1], [2, 3]]
+    >>> mix, sh = remix_channels(s, torch.tensor([[0, 1], [1, 0]]))
+    >>> mix.flatten().tolist()
+    [3.0, 3.0]
+    """
+    perms = perms.to(sources.device)
+    shuffled = torch.stack(
+        [sources[perms[n], n] for n in range(sources.shape[1])], dim=1
+    )
+    return shuffled.sum(dim=1), shuffled
+
+
+def unshuffle_channels(shuffled, perms):
+    """Restores the order before the batch shuffle (Eq. 4): the inverse of
+    :func:`remix_channels`' shuffle, channel by channel.
+
+    Example
+    -------
+    >>> s = torch.randn(3, 2, 5)
+    >>> perms = torch.tensor([[2, 0, 1], [1, 2, 0]])
+    >>> torch.equal(unshuffle_channels(remix_channels(s, perms)[1], perms), s)
+    True
+    """
+    perms = perms.to(shuffled.device)
+    return torch.stack(
+        [shuffled[inverse_permutation(perms[n]), n]
+         for n in range(shuffled.shape[1])], dim=1
+    )

@@ -26,7 +26,7 @@ def build_datasets(hparams, brain_class):
     manifest needs clean references for the metrics."""
     root, rate = hparams["data_folder"], hparams["sample_rate"]
     crop = hparams["crop_seconds"]
-    needs = brain_class.train_requires
+    needs = brain_class.train_columns(hparams)
     short = hparams.get("short_clips", "error")  # or "drop"
     return {
         "train": make_dataset(hparams["train_csv"], root, rate, needs, crop,

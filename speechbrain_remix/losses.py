@@ -371,3 +371,33 @@ def self_remixing_loss(mixtures, unshuffled, tau=1e-3):
         ``[B]``.
     """
     return thresholded_snr_loss(mixtures, unshuffled.sum(dim=1), tau)
+
+
+def permutation_min(loss_fn, estimates, targets):
+    """``min`` over output orders of ``loss_fn(est, ref).mean(-1)``, for
+    losses that SpeechBrain's PIT cannot take (e.g. ones that also need the
+    mixture).  Brute force: fine for the few outputs of these models.
+
+    Arguments
+    ---------
+    loss_fn : callable
+        ``(estimates [B, N, T], targets [B, N, T]) -> [B, N]``.
+    estimates, targets : torch.Tensor
+        ``[B, N, T]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]``.
+
+    Example
+    -------
+    >>> t = torch.randn(2, 3, 40)
+    >>> mse = lambda e, r: (e - r).pow(2).mean(-1)
+    >>> permutation_min(mse, t[:, [1, 2, 0]], t).tolist()
+    [0.0, 0.0]
+    """
+    orders = itertools.permutations(range(estimates.shape[1]))
+    losses = torch.stack([loss_fn(estimates[:, list(order)], targets).mean(-1)
+                          for order in orders], dim=1)
+    return losses.min(dim=1).values

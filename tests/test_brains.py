@@ -25,16 +25,24 @@ def build(hparams_file, demo_data, tmp_path, **overrides):
         checkpointer=hparams["checkpointer"],
     )
     data = make_dataset(hparams["train_csv"], demo_data, 16000,
-                        brain_class.train_requires)
+                        brain_class.train_columns(hparams))
     loader = sb.dataio.dataloader.make_dataloader(data, batch_size=4)
     return brain, next(iter(loader))
 
 
-def losses_over_steps(brain, batch, steps=12):
+def losses_over_steps(brain, batch, steps=12, same_draws=False):
+    """Loss of ``steps`` optimizer steps on one batch; with ``same_draws``
+    every step sees the same crops and shuffles (a fixed objective)."""
     brain.on_fit_start()
     brain.modules.train()
     brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
-    return [brain.fit_batch(batch).item() for _ in range(steps)]
+    state = brain.rng.generator.get_state()
+    losses = []
+    for _ in range(steps):
+        if same_draws:
+            brain.rng.generator.set_state(state)
+        losses.append(brain.fit_batch(batch).item())
+    return losses
 
 
 def assert_decreases(losses):
@@ -123,3 +131,37 @@ def test_dynamic_mixing_draws_new_snrs(demo_data, tmp_path):
     snr = 10 * torch.log10(targets[:, 0].pow(2).sum(-1)
                            / targets[:, 1].pow(2).sum(-1))
     assert torch.allclose(snr, torch.full_like(snr, 5.0), atol=1e-3)
+
+
+@pytest.mark.parametrize("objective", ["self_remixing", "remixit"])
+def test_self_remixing_brain_learns_from_scratch(demo_data, tmp_path,
+                                                 objective):
+    brain, batch = build("self_remixing_demo.yaml", demo_data, tmp_path,
+                         objective=objective, constrained=True)
+    teacher = {k: v.clone() for k, v in brain.teacher.state_dict().items()}
+    assert_decreases(losses_over_steps(brain, batch, same_draws=True))
+    # the teacher moves only at epoch ends (EMA), never by gradients
+    for key, value in brain.teacher.state_dict().items():
+        assert torch.equal(value, teacher[key]), key
+    brain.on_stage_end(sb.Stage.TRAIN, 0.0, epoch=1)
+    moved = any(not torch.equal(v, teacher[k])
+                for k, v in brain.teacher.state_dict().items())
+    assert moved
+
+
+def test_supervised_self_remixing_learns(demo_data, tmp_path):
+    brain, batch = build(
+        "self_remixing_demo.yaml", demo_data, tmp_path, supervised=True,
+        train_csv=os.path.join(demo_data, "A_train.csv"))
+    assert_decreases(losses_over_steps(brain, batch, same_draws=True))
+
+
+def test_zero_init_output_gives_mixtures_over_n(demo_data, tmp_path):
+    """Sec. 2.3: a zeroed output layer makes every output mixture / N."""
+    brain, batch = build("self_remixing_demo.yaml", demo_data, tmp_path,
+                         zero_init_output=True)
+    x = torch.randn(2, 8000)
+    from speechbrain_remix.consistency import mixture_consistency
+
+    out = mixture_consistency(brain.teacher(x), x)
+    torch.testing.assert_close(out, (x / 2).unsqueeze(1).expand_as(out))

@@ -205,6 +205,11 @@ class EnhancementBrain(sb.Brain):
 
     #: audio columns the train/valid manifests must have
     train_requires = ("mix_wav",)
+
+    @classmethod
+    def train_columns(cls, hparams):
+        """Audio columns the train/valid manifests need under ``hparams``."""
+        return cls.train_requires
     #: the trained module, evaluated and written to test_results.csv
     model_key = "model"
 

@@ -247,6 +247,14 @@ class SudoRmRf(nn.Module):
         """
         return type(self)(**{**self.config, "num_blocks": num_blocks})
 
+    @torch.no_grad()
+    def zero_output_layer(self):
+        """Zeroes the mask layer: every output becomes silent, so that after
+        mixture consistency each is ``mixture / M`` (Sec. 2.3 of Self-Remixing:
+        a start from which pseudo-mixtures are mixtures of mixtures)."""
+        self.mask[1].weight.zero_()
+        self.mask[1].bias.zero_()
+
     def forward(self, mixture):
         """Separates ``mixture`` ``[B, T]`` into ``[B, M, T]`` sources."""
         length = mixture.shape[-1]

@@ -1,0 +1,160 @@
+"""RemixIT and Self-Remixing trained from scratch (Saijo & Ogawa, 2023).
+
+A teacher with ``N`` outputs separates the observed mixtures; its outputs
+are (optionally) channel-shuffled (Eq. 7), shuffled across the batch in
+every output channel (Eq. 2; optionally so that no pseudo-mixture holds two
+sources of the same mixture) and summed into pseudo-mixtures, which the
+student separates.  The student regresses either
+
+* the teacher's shuffled outputs, permutation-invariantly (RemixIT, Eq. 3),
+* or, after its outputs are aligned (Eq. 3) and put back in their
+  pre-shuffle order (Eq. 4), the observed mixtures (Self-Remixing, Eq. 5),
+
+with the thresholded SNR of Eq. 8.  The teacher starts as a copy of the
+(randomly initialised) student and follows it by EMA at every epoch end
+(Eq. 6, ``alpha = 0.8``: ``EMATeacher(gamma=0.2)``).  Observed mixtures
+are normalized (mean/std), pseudo-mixtures are not (Sec. 3.4).
+
+The supervised counterparts ("Sup." rows of Table 1) build the
+pseudo-mixtures from the true sources instead of the teacher's outputs and
+use the SNR loss that tolerates silent references.
+"""
+
+import copy
+
+import speechbrain as sb
+import torch
+
+from speechbrain_remix.brains.base import (
+    EnhancementBrain,
+    normalize,
+    separate,
+)
+from speechbrain_remix.consistency import mixture_consistency
+from speechbrain_remix.losses import (
+    permutation_min,
+    pit_loss,
+    self_remixing_loss,
+    si_sdr,
+    zero_reference_snr_loss,
+)
+from speechbrain_remix.remix import (
+    channel_permutations,
+    channel_shuffle,
+    remix_channels,
+    unshuffle_channels,
+)
+
+
+class SelfRemixingBrain(EnhancementBrain):
+    """Trains ``modules.model`` (``N`` outputs) from scratch by remixing.
+
+    Hyperparameters besides the base ones: ``objective`` (``remixit`` or
+    ``self_remixing``), ``channel_shuffle`` (Eq. 7), ``constrained``
+    (no two sources of one mixture in a pseudo-mixture), ``supervised``
+    (pseudo-mixtures of the true sources: clean speech and noise),
+    ``teacher_update`` (an EMA protocol), ``tau`` (Eq. 8),
+    ``zero_init_output`` (Sec. 2.3).
+
+    Evaluation: a separation model's outputs have no fixed order, so the
+    output closest to the clean reference (highest SI-SDR) is scored, as
+    separation metrics with permutation solving do.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.hparams.objective not in ("remixit", "self_remixing"):
+            raise ValueError("objective must be 'remixit' or 'self_remixing'")
+        if getattr(self.hparams, "zero_init_output", False):
+            self.modules.model.zero_output_layer()
+        self.teacher = copy.deepcopy(self.modules.model)
+        self.teacher.to(self.device).eval().requires_grad_(False)
+        self.teacher_update = self.hparams.teacher_update
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("teacher", self.teacher)
+            self.checkpointer.add_recoverable("teacher_update",
+                                              self.teacher_update)
+
+    @property
+    def student(self):
+        return self.modules.model
+
+    @classmethod
+    def train_columns(cls, hparams):
+        return ("mix_wav", "clean_wav") if hparams["supervised"] else (
+            "mix_wav",)
+
+    def student_separate(self, mixture):
+        """The student on pseudo-mixtures: no normalization (Sec. 3.4),
+        mixture consistency."""
+        return mixture_consistency(self.modules.model(mixture), mixture)
+
+    def training_forward(self, batch, stage):
+        generator = self.rng.generator
+        if stage != sb.Stage.TRAIN:
+            generator = torch.Generator().manual_seed(self.hparams.seed)
+        if self.hparams.supervised:
+            if self.modules.model.num_sources != 2:
+                raise ValueError("the supervised variant here remixes speech"
+                                 " and noise: num_sources must be 2")
+            mix, clean = self.crop(batch, ["mix", "clean"], stage)
+            x, (_, std) = normalize(mix)
+            clean = clean / std  # the true sources, in x's scale
+            sources = torch.stack([clean, x - clean], 1)
+        else:
+            (mix,) = self.crop(batch, ["mix"], stage)
+            x, _ = normalize(mix)
+            self.teacher.eval()
+            with torch.no_grad():
+                sources = mixture_consistency(self.teacher(x), x)
+        if self.hparams.channel_shuffle:
+            sources = channel_shuffle(sources, generator)
+        perms = channel_permutations(
+            x.shape[0], sources.shape[1], generator,
+            constrained=self.hparams.constrained,
+        ).to(self.device)
+        pseudo, shuffled = remix_channels(sources, perms)
+        estimates = self.student_separate(pseudo)
+        return x, pseudo, shuffled, perms, estimates
+
+    def training_objectives(self, predictions, batch, stage):
+        x, pseudo, shuffled, perms, estimates = predictions
+        tau = self.hparams.tau
+        if self.hparams.supervised:
+            # true sources can be silent: the SNR floor is the mixture's
+            loss = permutation_min(
+                lambda est, ref: zero_reference_snr_loss(ref, est, pseudo,
+                                                         tau),
+                estimates, shuffled)
+            return loss.mean()
+        loss, aligned = pit_loss(estimates, shuffled)
+        if self.hparams.objective == "remixit":
+            return loss.mean()  # Eq. 3
+        unshuffled = unshuffle_channels(aligned, perms)  # Eq. 4
+        return self_remixing_loss(x, unshuffled, tau).mean()  # Eq. 5
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        if should_step:
+            self.teacher_update.after_step(self)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.teacher_update.after_epoch(self, epoch)  # Eq. 6
+        super().on_stage_end(stage, stage_loss, epoch)
+
+    def on_fit_start(self):
+        super().on_fit_start()
+        self.teacher.to(self.device).eval()
+
+    # evaluation with permutation solving ---------------------------------
+    def compute_forward(self, batch, stage):
+        if stage != sb.Stage.TEST:
+            return super().compute_forward(batch, stage)
+        mix = batch.mix.data.to(self.device)
+        if self.eval_system == "mixture":
+            return mix
+        estimates = separate(self.modules.model, mix)
+        clean = batch.clean.data.to(self.device)
+        scores = si_sdr(estimates, clean.unsqueeze(1).expand_as(estimates))
+        best = scores.argmax(dim=1)
+        return estimates[torch.arange(len(best)), best]

@@ -196,3 +196,13 @@ def test_mixit_extra_noise_and_generalized_assignments(demo_data, tmp_path):
                               output_folder=str(tmp_path / "m"),
                               extra_noise=True, all_assignments=True))
     assert list(summary) == ["mixture", "model"]
+
+
+def test_self_remixing_demo_from_scratch(demo_data, tmp_path):
+    out = str(tmp_path / "sr")
+    summary = train.main(argv("self_remixing_demo.yaml",
+                              data_folder=demo_data, output_folder=out,
+                              number_of_epochs=2))
+    assert list(summary) == ["mixture", "model"]
+    rows = read_csv(os.path.join(out, "test_results.csv"))
+    assert rows[-1]["ID"] == "avg"

@@ -206,3 +206,29 @@ def test_self_remixing_demo_from_scratch(demo_data, tmp_path):
     assert list(summary) == ["mixture", "model"]
     rows = read_csv(os.path.join(out, "test_results.csv"))
     assert rows[-1]["ID"] == "avg"
+
+
+def test_average_of_best_checkpoints(demo_data, tmp_path):
+    """average_checkpoints: k keeps the k best checkpoints and evaluates
+    the average of their parameters."""
+    from speechbrain.utils.checkpoints import average_checkpoints
+
+    out = str(tmp_path / "avg")
+    summary = train.main(argv("supervised_demo.yaml", data_folder=demo_data,
+                              output_folder=out, number_of_epochs=3,
+                              average_checkpoints=2))
+    ckpts = Checkpointer(os.path.join(out, "save")).find_checkpoints(
+        min_key="valid_loss", max_num_checkpoints=2)
+    assert len(ckpts) == 2
+    expected = average_checkpoints(ckpts, "model")
+    again = train.main(argv("supervised_demo.yaml", data_folder=demo_data,
+                            output_folder=out, number_of_epochs=3,
+                            average_checkpoints=2) + ["--test_only"])
+    assert again["model"]["si_sdr"] == pytest.approx(
+        summary["model"]["si_sdr"], abs=1e-4)
+    assert all(torch.isfinite(v).all() for v in expected.values())
+    single = train.main(argv("supervised_demo.yaml", data_folder=demo_data,
+                             output_folder=out, number_of_epochs=3,
+                             average_checkpoints=0) + ["--test_only"])
+    assert single["model"]["si_sdr"] != pytest.approx(
+        summary["model"]["si_sdr"], abs=1e-4)

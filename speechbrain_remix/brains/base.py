@@ -24,6 +24,7 @@ from speechbrain_remix.consistency import mixture_consistency
 from speechbrain_remix.data import random_crop
 from speechbrain_remix.losses import si_sdr
 from speechbrain_remix.rng import CheckpointableGenerator
+from speechbrain_remix.teacher import unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -297,16 +298,35 @@ class EnhancementBrain(sb.Brain):
             self.save_checkpoint(epoch, stage_loss)
 
     def save_checkpoint(self, epoch, valid_loss):
-        """Keeps the newest checkpoint, and the best one unless the YAML
+        """Keeps the newest checkpoint, and the best one(s) unless the YAML
         selects the last (``select_by: last``, for runs whose validation
-        would need in-domain clean speech)."""
+        would need in-domain clean speech); with ``average_checkpoints: k``
+        the ``k`` best are kept, to be averaged for evaluation."""
         meta = {"epoch": epoch, "valid_loss": valid_loss}
         if self.hparams.select_by == "last":
             self.checkpointer.save_and_keep_only(meta=meta, num_to_keep=1)
         else:
             self.checkpointer.save_and_keep_only(
-                meta=meta, min_keys=["valid_loss"]
+                meta=meta, min_keys=["valid_loss"],
+                num_to_keep=max(1, self.n_averaged()),
             )
+
+    def n_averaged(self):
+        return int(getattr(self.hparams, "average_checkpoints", 0) or 0)
+
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Loads the selected checkpoint, or the average of the ``k`` best
+        (``average_checkpoints: k``; Sec. 3.5 of Saijo & Ogawa, 2023: the
+        five checkpoints with the best validation score)."""
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        k = self.n_averaged()
+        if k and self.hparams.select_by != "last":
+            ckpts = self.checkpointer.find_checkpoints(
+                min_key="valid_loss", max_num_checkpoints=k)
+            if ckpts:
+                averaged = sb.utils.checkpoints.average_checkpoints(
+                    ckpts, self.model_key)
+                unwrap(self.modules[self.model_key]).load_state_dict(averaged)
 
     def selection_keys(self):
         """``evaluate`` kwargs that pick the selected checkpoint."""

@@ -401,3 +401,31 @@ def permutation_min(loss_fn, estimates, targets):
     losses = torch.stack([loss_fn(estimates[:, list(order)], targets).mean(-1)
                           for order in orders], dim=1)
     return losses.min(dim=1).values
+
+
+def sparsity_loss(estimates, eps=1e-8):
+    """Sparsity of the outputs' levels (Wisdom et al., 2021, Eq. 6):
+    ``||r||_1 / ||r||_2`` of the vector ``r`` of per-output RMS values,
+    smallest when one output carries everything; it discourages
+    over-separation ("MixIT + Sparsity" of Saijo & Ogawa, 2023).
+
+    Arguments
+    ---------
+    estimates : torch.Tensor
+        ``[B, N, T]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]``, between 1 and ``sqrt(N)``.
+
+    Example
+    -------
+    >>> one = torch.zeros(1, 4, 10); one[0, 0] = 1.0
+    >>> round(sparsity_loss(one).item(), 3)
+    1.0
+    >>> round(sparsity_loss(torch.ones(1, 4, 10)).item(), 4)
+    2.0
+    """
+    rms = estimates.pow(2).mean(-1).add(eps).sqrt()
+    return rms.sum(-1) / rms.pow(2).sum(-1).sqrt()

@@ -165,3 +165,14 @@ def test_zero_init_output_gives_mixtures_over_n(demo_data, tmp_path):
 
     out = mixture_consistency(brain.teacher(x), x)
     torch.testing.assert_close(out, (x / 2).unsqueeze(1).expand_as(out))
+
+
+def test_mixit_separation_with_sparsity_learns(demo_data, tmp_path):
+    """MixIT for separation: mixtures of two observed mixtures, N = 4
+    outputs, generalized assignments, plus the sparsity loss."""
+    brain, batch = build(
+        "mixit_demo.yaml", demo_data, tmp_path, mom_from_batch=True,
+        all_assignments=True, sparsity_weight=1.0, num_sources=4,
+    )
+    assert_decreases(losses_over_steps(brain, batch, same_draws=True))
+    assert brain.noise_pool is None

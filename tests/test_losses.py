@@ -425,3 +425,14 @@ def test_mixit_loss_gradient():
     loss.sum().backward()
     assert torch.isfinite(est.grad).all()
     assert est.grad.abs().sum() > 0
+
+
+def test_sparsity_loss_bounds_and_order():
+    from speechbrain_remix.losses import sparsity_loss
+
+    x = torch.randn(3, 4, 100)
+    value = sparsity_loss(x)
+    assert ((value >= 1.0 - 1e-3) & (value <= 2.0 + 1e-3)).all()
+    sparse = x.clone()
+    sparse[:, 1:] *= 0.01
+    assert (sparsity_loss(sparse) < value).all()

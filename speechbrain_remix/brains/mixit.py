@@ -9,7 +9,12 @@ import torch
 
 from speechbrain_remix.brains.base import EnhancementBrain, separate
 from speechbrain_remix.data import NoisePool
-from speechbrain_remix.losses import enhancement_assignments, mixit_loss
+from speechbrain_remix.losses import (
+    enhancement_assignments,
+    mixit_loss,
+    sparsity_loss,
+)
+from speechbrain_remix.remix import random_permutation
 
 
 class MixITBrain(EnhancementBrain):
@@ -26,14 +31,29 @@ class MixITBrain(EnhancementBrain):
 
     Speech is output 0; for RemixIT the two noise outputs are summed
     (``remix.speech_and_noise``).
+
+    For source separation (MixIT baselines of Saijo & Ogawa, 2023) set
+    ``mom_from_batch: True``: the second mixture of each mixture of
+    mixtures is another observed mixture of the batch instead of a noise
+    excerpt, with ``N`` outputs (twice the sources) and, typically,
+    ``all_assignments: True``.  ``sparsity_weight`` > 0 adds the sparsity
+    loss of Wisdom et al. (2021) from epoch ``sparsity_from_epoch`` on
+    (the "MixIT + Sparsity" fine-tuning).
     """
 
     def on_fit_start(self):
         super().on_fit_start()
-        self.noise_pool = NoisePool(
-            self.hparams.noise_csv, self.hparams.data_folder,
-            self.hparams.sample_rate,
-        )
+        self.noise_pool = None
+        if not getattr(self.hparams, "mom_from_batch", False):
+            self.noise_pool = NoisePool(
+                self.hparams.noise_csv, self.hparams.data_folder,
+                self.hparams.sample_rate,
+            )
+
+    def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
+        if epoch is not None:
+            self.current_epoch = epoch
 
     def assignments(self, n_outputs):
         if getattr(self.hparams, "all_assignments", False):
@@ -46,6 +66,10 @@ class MixITBrain(EnhancementBrain):
         if stage != sb.Stage.TRAIN:
             # fixed noise for a comparable validation loss across epochs
             generator = torch.Generator().manual_seed(self.hparams.seed)
+        if self.noise_pool is None:  # the other mixture of the batch
+            perm = random_permutation(len(mix), generator).to(self.device)
+            references = torch.stack([mix, mix[perm]], dim=1)
+            return separate(self.modules.model, mix + mix[perm]), references
         draw = lambda: self.noise_pool.draw(  # noqa: E731
             mix.shape[0], mix.shape[1], generator
         ).to(self.device)
@@ -62,5 +86,9 @@ class MixITBrain(EnhancementBrain):
             estimates, references, self.assignments(estimates.shape[1]),
             self.hparams.clamp_db,
         )
+        weight = getattr(self.hparams, "sparsity_weight", 0.0)
+        if weight and getattr(self, "current_epoch", 1) >= getattr(
+                self.hparams, "sparsity_from_epoch", 1):
+            loss = loss + weight * sparsity_loss(estimates)
         return loss.mean()
 

@@ -176,3 +176,26 @@ def test_mixit_separation_with_sparsity_learns(demo_data, tmp_path):
     )
     assert_decreases(losses_over_steps(brain, batch, same_draws=True))
     assert brain.noise_pool is None
+
+
+def test_self_remixing_with_the_conformer_masker(demo_data, tmp_path):
+    """The paper's model (tiny) trains under the Self-Remixing Brain."""
+    from speechbrain_remix.models import ConformerMasker
+
+    with open(os.path.join(ROOT, "hparams", "self_remixing_demo.yaml")) as f:
+        hparams = load_hyperpyyaml(f, {
+            **TINY, "data_folder": demo_data,
+            "output_folder": str(tmp_path), "lr": 0.003,
+        })
+    model = ConformerMasker(num_sources=2, num_layers=1, d_model=32,
+                            nhead=2, d_ffn=64, norm_groups=4)
+    hparams["checkpointer"].add_recoverable("model", model)
+    brain = hparams["brain_class"](
+        modules={"model": model}, opt_class=hparams["opt_class"],
+        hparams=hparams, run_opts={"device": "cpu", "noprogressbar": True},
+        checkpointer=hparams["checkpointer"],
+    )
+    data = make_dataset(hparams["train_csv"], demo_data, 16000)
+    batch = next(iter(sb.dataio.dataloader.make_dataloader(data,
+                                                           batch_size=4)))
+    assert_decreases(losses_over_steps(brain, batch, same_draws=True))

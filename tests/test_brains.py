@@ -199,3 +199,24 @@ def test_self_remixing_with_the_conformer_masker(demo_data, tmp_path):
     batch = next(iter(sb.dataio.dataloader.make_dataloader(data,
                                                            batch_size=4)))
     assert_decreases(losses_over_steps(brain, batch, same_draws=True))
+
+
+def test_learning_rate_schedule(demo_data, tmp_path):
+    """Hold, step decay and floor per epoch; linear warm-up per step."""
+    brain, batch = build("self_remixing_demo.yaml", demo_data, tmp_path,
+                         lr=2e-4, lr_decay_every=3, lr_decay_factor=0.98)
+    brain.hparams.lr_hold_epochs = 100
+    brain.hparams.lr_min = 2e-5
+    assert brain.learning_rate(1) == brain.learning_rate(100) == 2e-4
+    assert brain.learning_rate(103) == 2e-4
+    assert brain.learning_rate(104) == pytest.approx(2e-4 * 0.98)
+    assert brain.learning_rate(10**4) == 2e-5
+    brain.hparams.warmup_steps = 4
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+    seen = []
+    for _ in range(6):
+        brain.fit_batch(batch)
+        seen.append(brain.optimizer.param_groups[0]["lr"])
+    assert seen[:4] == pytest.approx([0.5e-4, 1e-4, 1.5e-4, 2e-4])
+    assert seen[4:] == pytest.approx([2e-4, 2e-4])

@@ -253,25 +253,41 @@ class EnhancementBrain(sb.Brain):
     # ------------------------------------------------------------------
     # training bookkeeping
     def learning_rate(self, epoch):
-        """Step decay: ``lr * factor ** ((epoch - 1) // every)`` (Section
-        III-D of RemixIT: 1e-3 halved every 6 epochs)."""
+        """Step decay after an optional hold, with a floor:
+        ``max(lr_min, lr * factor ** ((epoch - 1 - hold) // every))``.
+
+        RemixIT (Section III-D): 1e-3 halved every 6 epochs, no hold.
+        Saijo & Ogawa (Sec. 3.4): 2e-4 held for 100 epochs, then times
+        0.98 every 3 epochs down to 2e-5 (``lr_hold_epochs``, ``lr_min``).
+        """
         every = getattr(self.hparams, "lr_decay_every", 0)
         if not every:
             return self.hparams.lr
-        factor = self.hparams.lr_decay_factor
-        return self.hparams.lr * factor ** ((epoch - 1) // every)
+        hold = getattr(self.hparams, "lr_hold_epochs", 0)
+        decays = max(0, epoch - 1 - hold) // every
+        lr = self.hparams.lr * self.hparams.lr_decay_factor ** decays
+        return max(lr, getattr(self.hparams, "lr_min", 0.0))
 
     def on_stage_start(self, stage, epoch=None):
         if stage == sb.Stage.TRAIN and getattr(self, "optimizer", None):
+            self.epoch_lr = self.learning_rate(self.epoch_in_stage(epoch))
             sb.nnet.schedulers.update_learning_rate(
-                self.optimizer, self.learning_rate(self.epoch_in_stage(epoch))
-            )
+                self.optimizer, self.epoch_lr)
         if stage == sb.Stage.TEST:
             self.test_rows = []
 
     def epoch_in_stage(self, epoch):
         """Epoch counted from the start of the current model (1-based)."""
         return epoch
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Linear warm-up over the first ``warmup_steps`` optimizer steps
+        (Sec. 3.4 of Saijo & Ogawa: 0 to 2e-4 over 5000 steps)."""
+        warmup = getattr(self.hparams, "warmup_steps", 0)
+        if warmup and self.optimizer_step < warmup:
+            sb.nnet.schedulers.update_learning_rate(
+                self.optimizer,
+                self.epoch_lr * (self.optimizer_step + 1) / warmup)
 
     def compute_objectives(self, predictions, batch, stage):
         if stage == sb.Stage.TEST:

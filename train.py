@@ -30,11 +30,12 @@ def build_datasets(hparams, brain_class):
     short = hparams.get("short_clips", "error")  # or "drop"
     return {
         "train": make_dataset(hparams["train_csv"], root, rate, needs, crop,
-                              short),
+                              short, hparams.get("max_sources")),
         "valid": make_dataset(hparams["valid_csv"], root, rate, needs, crop,
-                              short),
+                              short, hparams.get("max_sources")),
         "test": make_dataset(
-            hparams["test_csv"], root, rate, ("mix_wav", "clean_wav")
+            hparams["test_csv"], root, rate, brain_class.test_columns(hparams),
+            max_sources=hparams.get("max_sources"),
         ),
     }
 

@@ -176,6 +176,13 @@ def check_manifest(path, data_root, required=("mix_wav",), min_duration=None,
                         f"{where}: {key} {row[key]} does not exist; check "
                         "data_root/data_folder or re-run the preparation"
                     )
+        if row.get("source_wavs"):  # reference sources, ";"-separated
+            paths = [p.replace("$data_root", data_root)
+                     for p in row["source_wavs"].split(";")]
+            for p in paths:
+                if not os.path.isfile(p):
+                    raise DataError(f"{where}: source {p} does not exist")
+            row["source_wavs"] = ";".join(paths)
     kept = [row for row in rows if not row.pop("_drop", False)]
     if len(kept) < len(rows):
         logger.warning("%s: %d of %d clips shorter than %.2f s left out",
@@ -205,7 +212,7 @@ def noise_excerpt(noise, length, start=0):
 
 
 def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
-                 min_duration=None, short_clips="error"):
+                 min_duration=None, short_clips="error", max_sources=None):
     """A ``DynamicItemDataset`` over a checked manifest.
 
     It provides ``id`` and one waveform key per audio column present
@@ -273,7 +280,26 @@ def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
             return read_audio(file, _sr)
 
         dataset.add_dynamic_item(pipeline)
-    dataset.set_output_keys(["id"] + [k[: -len("_wav")] for k in keys])
+    outputs = ["id"] + [k[: -len("_wav")] for k in keys]
+    if all(row.get("source_wavs") for row in rows):
+
+        @sb.utils.data_pipeline.takes("source_wavs")
+        @sb.utils.data_pipeline.provides("sources")
+        def sources(paths, _sr=sample_rate, _n=max_sources):
+            wavs = [read_audio(p, _sr) for p in paths.split(";")]
+            n = _n or len(wavs)
+            if len(wavs) > n:
+                raise DataError(f"{paths}: {len(wavs)} sources, more than "
+                                f"max_sources={n}")
+            length = max(w.numel() for w in wavs)
+            out = torch.zeros(n, length)
+            for k, w in enumerate(wavs):
+                out[k, : w.numel()] = w
+            return out
+
+        dataset.add_dynamic_item(sources)
+        outputs.append("sources")
+    dataset.set_output_keys(outputs)
     return dataset
 
 

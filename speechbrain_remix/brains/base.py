@@ -164,19 +164,25 @@ def enhancement_metrics(estimate, clean, mixture, sample_rate):
     }
 
 
-def average(rows):
-    """Mean of each metric over utterances (NaN PESQ values skipped)."""
-    return {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
+def average(rows, metrics=METRICS):
+    """Mean of each metric over utterances (NaN values skipped: undefined
+    PESQ, or metrics that do not apply to an utterance)."""
+    out = {}
+    for m in metrics:
+        values = np.array([r[m] for r in rows], dtype=float)
+        out[m] = float(np.nanmean(values)) if np.isfinite(values).any() \
+            else float("nan")
+    return out
 
 
-def write_results(path, rows):
+def write_results(path, rows, metrics=METRICS):
     """Per-utterance results CSV (``ID`` + metrics) with a final ``avg``."""
-    avg = average(rows)
+    avg = average(rows, metrics)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["ID", *METRICS])
+        writer = csv.DictWriter(f, fieldnames=["ID", *metrics])
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _fmt(row[k]) for k in ["ID", *METRICS]})
+            writer.writerow({k: _fmt(row[k]) for k in ["ID", *metrics]})
         writer.writerow({"ID": "avg", **{m: _fmt(v) for m, v in avg.items()}})
     return avg
 
@@ -185,12 +191,12 @@ def _fmt(value):
     return f"{value:.4f}" if isinstance(value, float) else value
 
 
-def format_table(summary):
+def format_table(summary, metrics=METRICS):
     """A fixed-width text table of ``{system: {metric: value}}``."""
-    lines = [f"{'system':<10}" + "".join(f"{m:>10}" for m in METRICS)]
+    lines = [f"{'system':<10}" + "".join(f"{m:>10}" for m in metrics)]
     for name, avg in summary.items():
         lines.append(
-            f"{name:<10}" + "".join(f"{avg[m]:>10.3f}" for m in METRICS)
+            f"{name:<10}" + "".join(f"{avg[m]:>10.3f}" for m in metrics)
         )
     return "\n".join(lines)
 
@@ -367,21 +373,33 @@ class EnhancementBrain(sb.Brain):
         mix = batch.mix.data.to(self.device)
         return self.eval_systems[self.eval_system](mix)
 
+    #: names of the per-utterance metrics (columns of test_results.csv)
+    metrics = METRICS
+
+    @classmethod
+    def test_columns(cls, hparams):
+        """Audio columns the test manifest needs under ``hparams``."""
+        return ("mix_wav", "clean_wav")
+
+    def test_item(self, estimate, batch, b, length):
+        """Metrics of utterance ``b`` (its first ``length`` samples)."""
+        return enhancement_metrics(
+            estimate, batch.clean.data[b, :length],
+            batch.mix.data[b, :length], self.hparams.sample_rate,
+        )
+
     def test_objectives(self, estimate, batch):
         lengths = torch.round(batch.mix.lengths * batch.mix.data.shape[1])
         for b, uid in enumerate(batch.id):
             n = int(lengths[b])
-            est = estimate[b, :n].detach().float().cpu()
-            row = enhancement_metrics(
-                est, batch.clean.data[b, :n], batch.mix.data[b, :n],
-                self.hparams.sample_rate,
-            )
-            self.test_rows.append({"ID": uid, **row})
+            est = estimate[b, ..., :n].detach().float().cpu()
+            self.test_rows.append({"ID": uid,
+                                   **self.test_item(est, batch, b, n)})
             self.maybe_save_enhanced(uid, est)
-            if len(self.test_rows) == 1:  # first utterance, for the figure
+            if len(self.test_rows) == 1 and est.dim() == 1:  # for the figure
                 self.examples["clean"] = batch.clean.data[b, :n]
                 self.examples[self.eval_system] = est
-        return torch.tensor(-np.mean([r["si_sdr"] for r in self.test_rows]))
+        return torch.tensor(0.0)
 
     def maybe_save_enhanced(self, uid, wav):
         limit = getattr(self.hparams, "save_enhanced", 0)
@@ -393,8 +411,11 @@ class EnhancementBrain(sb.Brain):
         )
         os.makedirs(folder, exist_ok=True)
         peak = max(1.0, float(wav.abs().max()))  # avoid clipping on write
-        sf.write(os.path.join(folder, f"{uid}.wav"), (wav / peak).numpy(),
-                 self.hparams.sample_rate)
+        outputs = {uid: wav} if wav.dim() == 1 else {  # separated sources
+            f"{uid}_s{k}": w for k, w in enumerate(wav)}
+        for name, w in outputs.items():
+            sf.write(os.path.join(folder, f"{name}.wav"),
+                     (w / peak).numpy(), self.hparams.sample_rate)
 
     def evaluate_systems(self, test_set, loader_kwargs):
         """Evaluates every system on ``test_set``; writes
@@ -410,20 +431,21 @@ class EnhancementBrain(sb.Brain):
             fname = ("test_results.csv" if name == self.evaluated_model()
                      else f"test_results_{name}.csv")
             results[name] = os.path.join(self.hparams.output_folder, fname)
-            summary[name] = average(self.test_rows)
+            summary[name] = average(self.test_rows, self.metrics)
             # every rank evaluates the whole (unsharded) test set; one writes
             if sb.utils.distributed.if_main_process():
-                write_results(results[name], self.test_rows)
+                write_results(results[name], self.test_rows, self.metrics)
         if sb.utils.distributed.if_main_process():
             with open(
                 os.path.join(self.hparams.output_folder, "summary.csv"), "w",
                 newline="",
             ) as f:
                 writer = csv.writer(f)
-                writer.writerow(["ID", *METRICS])
+                writer.writerow(["ID", *self.metrics])
                 for name, avg in summary.items():
-                    writer.writerow([name, *(f"{avg[m]:.4f}" for m in METRICS)])
-            table = format_table(summary)
+                    writer.writerow(
+                        [name, *(f"{avg[m]:.4f}" for m in self.metrics)])
+            table = format_table(summary, self.metrics)
             print("\nTest results (" + self.hparams.output_folder + ")\n"
                   + table, flush=True)
             self.write_figures(results)
@@ -435,6 +457,8 @@ class EnhancementBrain(sb.Brain):
         log = self.hparams.train_logger.save_file
         if os.path.isfile(log):
             plots.plot_training_curves(log, os.path.join(out, "training.png"))
+        if "si_sdri" not in self.metrics:
+            return  # enhancement figures only
         systems = {k: v for k, v in results.items() if k != "mixture"}
         plots.plot_sisdri_histogram(systems, os.path.join(out, "si_sdri.png"))
         plots.plot_spectrograms(

@@ -26,6 +26,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_remix.brains.base import (
+    METRICS,
     EnhancementBrain,
     normalize,
     separate,
@@ -44,6 +45,7 @@ from speechbrain_remix.remix import (
     remix_channels,
     unshuffle_channels,
 )
+from speechbrain_remix.separation_metrics import mixture_score
 
 
 class SelfRemixingBrain(EnhancementBrain):
@@ -58,7 +60,10 @@ class SelfRemixingBrain(EnhancementBrain):
 
     Evaluation: a separation model's outputs have no fixed order, so the
     output closest to the clean reference (highest SI-SDR) is scored, as
-    separation metrics with permutation solving do.
+    separation metrics with permutation solving do.  With ``eval_metrics:
+    fuss`` the test manifest lists the reference sources (``source_wavs``)
+    and the FUSS metrics are reported instead (1S, kSi, MSi, TRF; see
+    :mod:`speechbrain_remix.separation_metrics`).
     """
 
     def __init__(self, *args, **kwargs):
@@ -83,6 +88,36 @@ class SelfRemixingBrain(EnhancementBrain):
     def train_columns(cls, hparams):
         return ("mix_wav", "clean_wav") if hparams["supervised"] else (
             "mix_wav",)
+
+    @classmethod
+    def test_columns(cls, hparams):
+        if _fuss(hparams):
+            return ("mix_wav", "source_wavs")
+        return super().test_columns(hparams)
+
+    @property
+    def metrics(self):
+        return FUSS_METRICS if _fuss(self.hparams) else METRICS
+
+    def systems(self):
+        if not _fuss(self.hparams):
+            return super().systems()
+        model = self.modules.model  # every output, scored with PIT
+        return {"model": lambda mix: separate(model, mix)}
+
+    def test_item(self, estimate, batch, b, length):
+        if not _fuss(self.hparams):
+            return super().test_item(estimate, batch, b, length)
+        k, score = mixture_score(estimate, batch.sources.data[b, :, :length],
+                                 batch.mix.data[b, :length])
+        row = dict.fromkeys(FUSS_METRICS, float("nan"))
+        if k == 1:
+            row["1S"] = score
+        elif k > 1:
+            row[f"{k}Si"] = row["MSi"] = score
+        if k:
+            row["TRF"] = score
+        return row
 
     def student_separate(self, mixture):
         """The student on pseudo-mixtures: no normalization (Sec. 3.4),
@@ -148,7 +183,7 @@ class SelfRemixingBrain(EnhancementBrain):
 
     # evaluation with permutation solving ---------------------------------
     def compute_forward(self, batch, stage):
-        if stage != sb.Stage.TEST:
+        if stage != sb.Stage.TEST or _fuss(self.hparams):
             return super().compute_forward(batch, stage)
         mix = batch.mix.data.to(self.device)
         if self.eval_system == "mixture":
@@ -158,3 +193,12 @@ class SelfRemixingBrain(EnhancementBrain):
         scores = si_sdr(estimates, clean.unsqueeze(1).expand_as(estimates))
         best = scores.argmax(dim=1)
         return estimates[torch.arange(len(best)), best]
+
+
+FUSS_METRICS = ("1S", "2Si", "3Si", "4Si", "MSi", "TRF")
+
+
+def _fuss(hparams):
+    get = hparams.get if isinstance(hparams, dict) else (
+        lambda key, default=None: getattr(hparams, key, default))
+    return get("eval_metrics", "enhancement") == "fuss"

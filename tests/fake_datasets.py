@@ -93,3 +93,17 @@ def make_fsd50k(root, n=4):
     with open(os.path.join(gt, "eval.csv"), "w") as f:
         f.write("fname,labels,mids\n" + "\n".join(ev) + "\n")
     return root
+
+
+def make_fuss(root, n=(6, 3, 4)):
+    """fuss_dev/ssdata with 1-4 sources per mixture."""
+    for split, count in zip(("train", "validation", "eval"), n):
+        for i in range(count):
+            base = os.path.join(root, "ssdata", split, f"example{i:05d}")
+            names = ["background0_sound"] + [
+                f"foreground{j}_sound" for j in range(i % 4)]
+            for j, name in enumerate(names):
+                write_wav(os.path.join(base + "_sources", name + ".wav"), 1.5,
+                          seed=100 * i + j)
+            write_wav(base + ".wav", 1.5, seed=1000 + i)
+    return root

@@ -129,3 +129,24 @@ def test_command_line(tmp_path):
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert len(rows(f"{out}/test.csv")) == 4
+
+
+def test_fuss(tmp_path):
+    from fake_datasets import make_fuss
+
+    from speechbrain_remix.prepare.fuss import prepare_fuss
+
+    root = make_fuss(str(tmp_path / "fuss_dev"))
+    out = str(tmp_path / "out")
+    prepare_fuss(root, out)
+    test = rows(f"{out}/test.csv")
+    assert [r["ID"] for r in test] == [f"example{i:05d}" for i in range(4)]
+    assert [len(r["source_wavs"].split(";")) for r in test] == [1, 2, 3, 4]
+    item = make_dataset(f"{out}/test.csv", out, 16000,
+                        ("mix_wav", "source_wavs"), max_sources=4)[3]
+    assert item["sources"].shape == (4, 24000)
+    item = make_dataset(f"{out}/test.csv", out, 16000,
+                        ("mix_wav", "source_wavs"), max_sources=4)[0]
+    assert item["sources"][1:].abs().sum() == 0  # padded with silence
+    with pytest.raises(DataError, match="not FUSS"):
+        prepare_fuss(str(tmp_path), str(tmp_path / "o"))

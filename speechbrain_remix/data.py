@@ -346,8 +346,8 @@ def random_crop(wavs, lengths, crop, generator, ids=None):
         int(torch.randint(0, n - crop + 1, (1,), generator=generator))
         for n in lengths
     ]
-    out = [
-        torch.stack([w[b, s : s + crop] for b, s in enumerate(starts)])
+    out = [  # the last axis is time (``[B, T]`` or ``[B, K, T]``)
+        torch.stack([w[b, ..., s : s + crop] for b, s in enumerate(starts)])
         for w in batch
     ]
     return out[0] if single else out

@@ -95,7 +95,7 @@ def make_fsd50k(root, n=4):
     return root
 
 
-def make_fuss(root, n=(6, 3, 4)):
+def make_fuss(root, n=(8, 4, 4)):
     """fuss_dev/ssdata with 1-4 sources per mixture."""
     for split, count in zip(("train", "validation", "eval"), n):
         for i in range(count):

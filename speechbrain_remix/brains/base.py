@@ -24,11 +24,21 @@ from speechbrain_remix.consistency import mixture_consistency
 from speechbrain_remix.data import random_crop
 from speechbrain_remix.losses import si_sdr
 from speechbrain_remix.rng import CheckpointableGenerator
+from speechbrain_remix.separation_metrics import mixture_score
 from speechbrain_remix.teacher import unwrap
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("si_sdr", "si_sdri", "pesq", "stoi")
+FUSS_METRICS = ("1S", "2Si", "3Si", "4Si", "MSi", "TRF")
+
+
+def fuss_evaluation(hparams):
+    """True when a YAML asks for universal-separation metrics
+    (``eval_metrics: fuss``) instead of enhancement metrics."""
+    get = hparams.get if isinstance(hparams, dict) else (
+        lambda key, default=None: getattr(hparams, key, default))
+    return get("eval_metrics", "enhancement") == "fuss"
 
 
 def normalize(mixture, eps=1e-9):
@@ -253,7 +263,7 @@ class EnhancementBrain(sb.Brain):
             out = random_crop(wavs, lengths, crop, self.rng.generator, batch.id)
         else:
             crop = min(crop, int(lengths.min()))
-            out = [w[:, :crop] for w in wavs]
+            out = [w[..., :crop] for w in wavs]
         return [w.to(self.device) for w in out]
 
     # ------------------------------------------------------------------
@@ -360,8 +370,11 @@ class EnhancementBrain(sb.Brain):
     # evaluation: one path for every scheme
     def systems(self):
         """``{name: callable(mix [B, T]) -> speech [B, T]}`` to evaluate;
-        the input mixture always comes first."""
+        the input mixture always comes first.  For FUSS metrics: the model's
+        outputs ``[B, N, T]`` only."""
         model = self.modules[self.model_key]
+        if fuss_evaluation(self.hparams):
+            return {self.model_key: lambda mix: separate(model, mix)}
         return {
             "mixture": lambda mix: mix,
             self.model_key: lambda mix: separate(model, mix)[:, 0],
@@ -373,20 +386,41 @@ class EnhancementBrain(sb.Brain):
         mix = batch.mix.data.to(self.device)
         return self.eval_systems[self.eval_system](mix)
 
-    #: names of the per-utterance metrics (columns of test_results.csv)
-    metrics = METRICS
+    # Two metric sets share this path: enhancement (SI-SDR, SI-SDRi, PESQ,
+    # STOI of the speech output against the clean reference) and, with
+    # ``eval_metrics: fuss``, universal separation (1S, kSi, MSi, TRF of all
+    # outputs against the reference sources, with permutation solving).
+
+    @property
+    def metrics(self):
+        """Names of the per-utterance metrics (test_results.csv columns)."""
+        return FUSS_METRICS if fuss_evaluation(self.hparams) else METRICS
 
     @classmethod
     def test_columns(cls, hparams):
         """Audio columns the test manifest needs under ``hparams``."""
+        if fuss_evaluation(hparams):
+            return ("mix_wav", "source_wavs")
         return ("mix_wav", "clean_wav")
 
     def test_item(self, estimate, batch, b, length):
         """Metrics of utterance ``b`` (its first ``length`` samples)."""
-        return enhancement_metrics(
-            estimate, batch.clean.data[b, :length],
-            batch.mix.data[b, :length], self.hparams.sample_rate,
-        )
+        mix = batch.mix.data[b, :length]
+        if not fuss_evaluation(self.hparams):
+            return enhancement_metrics(
+                estimate, batch.clean.data[b, :length], mix,
+                self.hparams.sample_rate,
+            )
+        k, score = mixture_score(estimate, batch.sources.data[b, :, :length],
+                                 mix)
+        row = dict.fromkeys(FUSS_METRICS, float("nan"))
+        if k == 1:
+            row["1S"] = score
+        elif k > 1:
+            row[f"{k}Si"] = row["MSi"] = score
+        if k:
+            row["TRF"] = score  # every scored mixture
+        return row
 
     def test_objectives(self, estimate, batch):
         lengths = torch.round(batch.mix.lengths * batch.mix.data.shape[1])

@@ -26,8 +26,8 @@ import speechbrain as sb
 import torch
 
 from speechbrain_remix.brains.base import (
-    METRICS,
     EnhancementBrain,
+    fuss_evaluation,
     normalize,
     separate,
 )
@@ -45,7 +45,6 @@ from speechbrain_remix.remix import (
     remix_channels,
     unshuffle_channels,
 )
-from speechbrain_remix.separation_metrics import mixture_score
 
 
 class SelfRemixingBrain(EnhancementBrain):
@@ -60,10 +59,8 @@ class SelfRemixingBrain(EnhancementBrain):
 
     Evaluation: a separation model's outputs have no fixed order, so the
     output closest to the clean reference (highest SI-SDR) is scored, as
-    separation metrics with permutation solving do.  With ``eval_metrics:
-    fuss`` the test manifest lists the reference sources (``source_wavs``)
-    and the FUSS metrics are reported instead (1S, kSi, MSi, TRF; see
-    :mod:`speechbrain_remix.separation_metrics`).
+    separation metrics with permutation solving do (with ``eval_metrics:
+    fuss``, the FUSS metrics of the base Brain instead).
     """
 
     def __init__(self, *args, **kwargs):
@@ -86,38 +83,10 @@ class SelfRemixingBrain(EnhancementBrain):
 
     @classmethod
     def train_columns(cls, hparams):
-        return ("mix_wav", "clean_wav") if hparams["supervised"] else (
-            "mix_wav",)
-
-    @classmethod
-    def test_columns(cls, hparams):
-        if _fuss(hparams):
-            return ("mix_wav", "source_wavs")
-        return super().test_columns(hparams)
-
-    @property
-    def metrics(self):
-        return FUSS_METRICS if _fuss(self.hparams) else METRICS
-
-    def systems(self):
-        if not _fuss(self.hparams):
-            return super().systems()
-        model = self.modules.model  # every output, scored with PIT
-        return {"model": lambda mix: separate(model, mix)}
-
-    def test_item(self, estimate, batch, b, length):
-        if not _fuss(self.hparams):
-            return super().test_item(estimate, batch, b, length)
-        k, score = mixture_score(estimate, batch.sources.data[b, :, :length],
-                                 batch.mix.data[b, :length])
-        row = dict.fromkeys(FUSS_METRICS, float("nan"))
-        if k == 1:
-            row["1S"] = score
-        elif k > 1:
-            row[f"{k}Si"] = row["MSi"] = score
-        if k:
-            row["TRF"] = score
-        return row
+        if not hparams["supervised"]:
+            return ("mix_wav",)
+        return ("mix_wav", "source_wavs") if fuss_evaluation(hparams) else (
+            "mix_wav", "clean_wav")
 
     def student_separate(self, mixture):
         """The student on pseudo-mixtures: no normalization (Sec. 3.4),
@@ -128,10 +97,12 @@ class SelfRemixingBrain(EnhancementBrain):
         generator = self.rng.generator
         if stage != sb.Stage.TRAIN:
             generator = torch.Generator().manual_seed(self.hparams.seed)
-        if self.hparams.supervised:
-            if self.modules.model.num_sources != 2:
-                raise ValueError("the supervised variant here remixes speech"
-                                 " and noise: num_sources must be 2")
+        if self.hparams.supervised and hasattr(batch, "sources"):
+            mix, refs = self.crop(batch, ["mix", "sources"], stage)
+            x, (mean, std) = normalize(mix)
+            # the true sources in x's scale (padded silent ones stay 0)
+            sources = refs / std.unsqueeze(1)
+        elif self.hparams.supervised:  # speech and noise
             mix, clean = self.crop(batch, ["mix", "clean"], stage)
             x, (_, std) = normalize(mix)
             clean = clean / std  # the true sources, in x's scale
@@ -183,7 +154,7 @@ class SelfRemixingBrain(EnhancementBrain):
 
     # evaluation with permutation solving ---------------------------------
     def compute_forward(self, batch, stage):
-        if stage != sb.Stage.TEST or _fuss(self.hparams):
+        if stage != sb.Stage.TEST or fuss_evaluation(self.hparams):
             return super().compute_forward(batch, stage)
         mix = batch.mix.data.to(self.device)
         if self.eval_system == "mixture":
@@ -193,12 +164,3 @@ class SelfRemixingBrain(EnhancementBrain):
         scores = si_sdr(estimates, clean.unsqueeze(1).expand_as(estimates))
         best = scores.argmax(dim=1)
         return estimates[torch.arange(len(best)), best]
-
-
-FUSS_METRICS = ("1S", "2Si", "3Si", "4Si", "MSi", "TRF")
-
-
-def _fuss(hparams):
-    get = hparams.get if isinstance(hparams, dict) else (
-        lambda key, default=None: getattr(hparams, key, default))
-    return get("eval_metrics", "enhancement") == "fuss"

@@ -26,7 +26,7 @@ import torch
 from speechbrain_remix.losses import si_sdr
 
 
-def assign(estimates, references):
+def assign(estimates, references, return_order=False):
     """Best injective assignment of estimates to references.
 
     Arguments
@@ -36,10 +36,14 @@ def assign(estimates, references):
     references : torch.Tensor
         ``[K, T]`` with ``K <= N`` (active references only).
 
+    return_order : bool
+        Also return which estimate each reference got.
+
     Returns
     -------
     torch.Tensor
-        SI-SDR of each reference with its assigned estimate, ``[K]``.
+        SI-SDR of each reference with its assigned estimate, ``[K]``
+        (and, with ``return_order``, the estimate indices, a tuple).
 
     Example
     -------
@@ -53,12 +57,12 @@ def assign(estimates, references):
         raise ValueError(f"{k} references but only {n} estimates")
     pairs = si_sdr(estimates.unsqueeze(0).expand(k, -1, -1),
                    references.unsqueeze(1).expand(-1, n, -1))  # [K, N]
-    best, best_total = None, -float("inf")
+    best, best_order, best_total = None, None, -float("inf")
     for order in itertools.permutations(range(n), k):
         values = pairs[torch.arange(k), list(order)]
         if values.sum() > best_total:
-            best, best_total = values, values.sum()
-    return best
+            best, best_order, best_total = values, order, values.sum()
+    return (best, best_order) if return_order else best
 
 
 def mixture_score(estimates, references, mixture, silence_db=-60.0):

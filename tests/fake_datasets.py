@@ -107,3 +107,19 @@ def make_fuss(root, n=(8, 4, 4)):
                           seed=100 * i + j)
             write_wav(base + ".wav", 1.5, seed=1000 + i)
     return root
+
+
+def make_wsj_chime(root, n_per_split=3):
+    """WSJ (as wav, corpus folder layout) and CHiME-3 backgrounds."""
+    for s, split in enumerate(("si_tr_s", "si_dt_05", "si_et_05")):
+        for spk in range(3):
+            for i in range(n_per_split):
+                name = f"{s}{spk}{i}c0201.wav"
+                write_wav(os.path.join(root, "wsj", "wsj0", split,
+                                       f"{s}{spk}0", name), 1.2, rate=16000,
+                          seed=100 * s + 10 * spk + i)
+    for i, env in enumerate(("BUS", "CAF")):
+        write_wav(os.path.join(root, "CHiME3", "data", "audio", "16kHz",
+                               "backgrounds", f"BGD_{env}.wav"), 3.0,
+                  seed=900 + i)
+    return root

@@ -11,6 +11,7 @@ from fake_datasets import (
     make_dns,
     make_fsd50k,
     make_fuss,
+    make_wsj_chime,
     make_librispeech,
     make_vctk,
     make_wham,
@@ -26,7 +27,7 @@ PAPER_YAMLS = sorted(
     for p in glob.glob(os.path.join(ROOT, "hparams", "*.yaml"))
     if "_demo" not in p
 )
-DATASETS = ("librifsd50k", "wham", "vctk", "fuss", "dns")  # match order
+DATASETS = ("librifsd50k", "wham", "vctk", "fuss", "wsjmix", "dns")
 # the FUSS recipes' Conformer, shrunk (its other keys are not top-level)
 TINY_FUSS = {"num_layers": 1, "batch_size": 4, "crop_seconds": 1.0,
              "number_of_epochs": 2, "save_enhanced": 1, "warmup_steps": 2,
@@ -56,6 +57,7 @@ def fake_roots(tmp_path_factory):
         "wham": make_wham(str(base / "wham")),
         "vctk": make_vctk(str(base / "vctk")),
         "fuss": make_fuss(str(base / "fuss_dev")),
+        "wsjmix": make_wsj_chime(str(base / "wsjmix")),
         "librifsd50k": lfsd,
         "lfsd_manifests": lfsd_manifests,
     }
@@ -77,7 +79,7 @@ def test_one_tiny_epoch(name, fake_roots, tmp_path):
     if "n_valid" in keys:
         extra["n_valid"] = 2
     if "n_mixtures" in keys:
-        extra["n_mixtures"] = "[6, 2, 3]"
+        extra["n_mixtures"] = "[8, 4, 3]" if ds == "wsjmix" else "[6, 2, 3]"
     if "ood_noise_folder" in keys:
         extra["ood_noise_folder"] = fake_roots["lfsd_manifests"]
     if "teacher_source" in keys:
@@ -95,9 +97,12 @@ def test_one_tiny_epoch(name, fake_roots, tmp_path):
                      number_of_epochs=2)
     if "student_blocks" in keys:
         extra["student_blocks"] = 1
-    base = TINY_FUSS if ds == "fuss" else TINY_RUN
+    base = TINY_FUSS if ds in ("fuss", "wsjmix") else TINY_RUN
     summary = train.main(argv(name, base=base, **extra))
-    if ds == "fuss":
+    if ds == "wsjmix":
+        assert set(summary) == {"model"}
+        assert set(summary["model"]) == {"si_sdr", "si_sdri", "pesq", "stoi"}
+    elif ds == "fuss":
         assert set(summary) == {"model"}
         assert set(summary["model"]) == {"1S", "2Si", "3Si", "4Si", "MSi",
                                          "TRF"}

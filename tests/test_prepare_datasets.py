@@ -150,3 +150,33 @@ def test_fuss(tmp_path):
     assert item["sources"][1:].abs().sum() == 0  # padded with silence
     with pytest.raises(DataError, match="not FUSS"):
         prepare_fuss(str(tmp_path), str(tmp_path / "o"))
+
+
+def test_wsjmix_simulation(tmp_path):
+    pytest.importorskip("pyroomacoustics")
+    from fake_datasets import make_wsj_chime
+
+    from speechbrain_remix.prepare.wsjmix import prepare_wsjmix
+
+    root = make_wsj_chime(str(tmp_path / "data"))
+    out = str(tmp_path / "out")
+    prepare_wsjmix(os.path.join(root, "wsj"), os.path.join(root, "CHiME3"),
+                   out, n_mixtures=(3, 2, 2), snr_range=(15.0, 15.0))
+    test = rows(f"{out}/test.csv")
+    assert len(test) == 2 and len(rows(f"{out}/train.csv")) == 3
+    item = make_dataset(f"{out}/test.csv", out, 8000,
+                        ("mix_wav", "source_wavs"))[0]
+    s1, s2, noise = item["sources"]
+    torch.testing.assert_close(item["mix"], s1 + s2 + noise, atol=1e-5,
+                               rtol=0)
+    snr = 10 * torch.log10((s1 + s2).pow(2).sum() / noise.pow(2).sum())
+    assert abs(float(snr) - 15.0) < 1e-2
+    assert abs(float(s1.pow(2).sum() / s2.pow(2).sum()) - 1.0) < 1e-3
+    # different speakers in every mixture
+    for r in test:
+        a, b = r["ID"].split("_")[1:3]
+        assert a[:3] != b[:3]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="fewer than two speakers"):
+        prepare_wsjmix(str(tmp_path / "empty"), os.path.join(root, "CHiME3"),
+                       str(tmp_path / "o"), n_mixtures=(1, 1, 1))

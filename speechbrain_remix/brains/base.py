@@ -24,7 +24,7 @@ from speechbrain_remix.consistency import mixture_consistency
 from speechbrain_remix.data import random_crop
 from speechbrain_remix.losses import si_sdr
 from speechbrain_remix.rng import CheckpointableGenerator
-from speechbrain_remix.separation_metrics import mixture_score
+from speechbrain_remix.separation_metrics import assign, mixture_score
 from speechbrain_remix.teacher import unwrap
 
 logger = logging.getLogger(__name__)
@@ -33,12 +33,18 @@ METRICS = ("si_sdr", "si_sdri", "pesq", "stoi")
 FUSS_METRICS = ("1S", "2Si", "3Si", "4Si", "MSi", "TRF")
 
 
-def fuss_evaluation(hparams):
-    """True when a YAML asks for universal-separation metrics
-    (``eval_metrics: fuss``) instead of enhancement metrics."""
+def eval_metrics(hparams):
+    """The metric set a YAML asks for: ``enhancement`` (default),
+    ``separation`` (speakers among the references, with permutation
+    solving) or ``fuss`` (universal separation)."""
     get = hparams.get if isinstance(hparams, dict) else (
         lambda key, default=None: getattr(hparams, key, default))
-    return get("eval_metrics", "enhancement") == "fuss"
+    return get("eval_metrics", "enhancement")
+
+
+def fuss_evaluation(hparams):
+    """True for universal-separation metrics (``eval_metrics: fuss``)."""
+    return eval_metrics(hparams) == "fuss"
 
 
 def normalize(mixture, eps=1e-9):
@@ -373,7 +379,7 @@ class EnhancementBrain(sb.Brain):
         the input mixture always comes first.  For FUSS metrics: the model's
         outputs ``[B, N, T]`` only."""
         model = self.modules[self.model_key]
-        if fuss_evaluation(self.hparams):
+        if eval_metrics(self.hparams) in ("fuss", "separation"):
             return {self.model_key: lambda mix: separate(model, mix)}
         return {
             "mixture": lambda mix: mix,
@@ -399,18 +405,27 @@ class EnhancementBrain(sb.Brain):
     @classmethod
     def test_columns(cls, hparams):
         """Audio columns the test manifest needs under ``hparams``."""
-        if fuss_evaluation(hparams):
+        if eval_metrics(hparams) in ("fuss", "separation"):
             return ("mix_wav", "source_wavs")
         return ("mix_wav", "clean_wav")
 
     def test_item(self, estimate, batch, b, length):
         """Metrics of utterance ``b`` (its first ``length`` samples)."""
         mix = batch.mix.data[b, :length]
-        if not fuss_evaluation(self.hparams):
+        kind = eval_metrics(self.hparams)
+        if kind == "enhancement":
             return enhancement_metrics(
                 estimate, batch.clean.data[b, :length], mix,
                 self.hparams.sample_rate,
             )
+        if kind == "separation":  # the first n_speakers references
+            refs = batch.sources.data[b, : self.hparams.n_speakers, :length]
+            _, order = assign(estimate, refs, return_order=True)
+            rows = [enhancement_metrics(estimate[i], ref, mix,
+                                        self.hparams.sample_rate)
+                    for i, ref in zip(order, refs)]
+            return {m: float(np.nanmean([r[m] for r in rows]))
+                    for m in METRICS}
         k, score = mixture_score(estimate, batch.sources.data[b, :, :length],
                                  mix)
         row = dict.fromkeys(FUSS_METRICS, float("nan"))
@@ -495,6 +510,8 @@ class EnhancementBrain(sb.Brain):
             return  # enhancement figures only
         systems = {k: v for k, v in results.items() if k != "mixture"}
         plots.plot_sisdri_histogram(systems, os.path.join(out, "si_sdri.png"))
+        if not all(k in self.examples for k in ["clean", *results]):
+            return  # separated sources: no single enhanced signal to show
         plots.plot_spectrograms(
             {k: self.examples[k] for k in ["clean", *results]},
             self.hparams.sample_rate, os.path.join(out, "spectrograms.png"),

@@ -27,7 +27,7 @@ import torch
 
 from speechbrain_remix.brains.base import (
     EnhancementBrain,
-    fuss_evaluation,
+    eval_metrics,
     normalize,
     separate,
 )
@@ -85,8 +85,9 @@ class SelfRemixingBrain(EnhancementBrain):
     def train_columns(cls, hparams):
         if not hparams["supervised"]:
             return ("mix_wav",)
-        return ("mix_wav", "source_wavs") if fuss_evaluation(hparams) else (
-            "mix_wav", "clean_wav")
+        if eval_metrics(hparams) == "enhancement":
+            return ("mix_wav", "clean_wav")
+        return ("mix_wav", "source_wavs")
 
     def student_separate(self, mixture):
         """The student on pseudo-mixtures: no normalization (Sec. 3.4),
@@ -121,23 +122,28 @@ class SelfRemixingBrain(EnhancementBrain):
         ).to(self.device)
         pseudo, shuffled = remix_channels(sources, perms)
         estimates = self.student_separate(pseudo)
-        return x, pseudo, shuffled, perms, estimates
+        return sources, pseudo, shuffled, perms, estimates
 
     def training_objectives(self, predictions, batch, stage):
-        x, pseudo, shuffled, perms, estimates = predictions
+        sources, pseudo, shuffled, perms, estimates = predictions
         tau = self.hparams.tau
         if self.hparams.supervised:
             # true sources can be silent: the SNR floor is the mixture's
-            loss = permutation_min(
-                lambda est, ref: zero_reference_snr_loss(ref, est, pseudo,
-                                                         tau),
-                estimates, shuffled)
-            return loss.mean()
-        loss, aligned = pit_loss(estimates, shuffled)
-        if self.hparams.objective == "remixit":
-            return loss.mean()  # Eq. 3
+            def loss_fn(est, ref, mixture):
+                return zero_reference_snr_loss(ref, est, mixture, tau)
+        if self.hparams.objective == "remixit":  # Eq. 3
+            if self.hparams.supervised:
+                return permutation_min(
+                    lambda est, ref: loss_fn(est, ref, pseudo), estimates,
+                    shuffled).mean()
+            return pit_loss(estimates, shuffled)[0].mean()
+        _, aligned = pit_loss(estimates, shuffled)  # Eq. 3: alignment
         unshuffled = unshuffle_channels(aligned, perms)  # Eq. 4
-        return self_remixing_loss(x, unshuffled, tau).mean()  # Eq. 5
+        target = sources.sum(1)  # the observed (or true) mixture
+        if self.hparams.supervised:
+            return loss_fn(unshuffled.sum(1, keepdim=True),
+                           target.unsqueeze(1), target).mean()
+        return self_remixing_loss(target, unshuffled, tau).mean()  # Eq. 5
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         if should_step:
@@ -154,7 +160,8 @@ class SelfRemixingBrain(EnhancementBrain):
 
     # evaluation with permutation solving ---------------------------------
     def compute_forward(self, batch, stage):
-        if stage != sb.Stage.TEST or fuss_evaluation(self.hparams):
+        if stage != sb.Stage.TEST or eval_metrics(self.hparams) != (
+                "enhancement"):
             return super().compute_forward(batch, stage)
         mix = batch.mix.data.to(self.device)
         if self.eval_system == "mixture":

@@ -11,10 +11,10 @@ from fake_datasets import (
     make_dns,
     make_fsd50k,
     make_fuss,
-    make_wsj_chime,
     make_librispeech,
     make_vctk,
     make_wham,
+    make_wsj_chime,
 )
 from hyperpyyaml import load_hyperpyyaml
 

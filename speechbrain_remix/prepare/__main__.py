@@ -19,6 +19,8 @@ PREPARATIONS = {
     "wham": "speechbrain_remix.prepare.wham:prepare_wham",
     "librifsd50k": "speechbrain_remix.prepare.librifsd50k:prepare_librifsd50k",
     "vctk": "speechbrain_remix.prepare.vctk:prepare_vctk",
+    "fuss": "speechbrain_remix.prepare.fuss:prepare_fuss",
+    "wsjmix": "speechbrain_remix.prepare.wsjmix:prepare_wsjmix",
 }
 
 

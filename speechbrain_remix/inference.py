@@ -23,7 +23,7 @@ import os
 import soundfile as sf
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.checkpoints import Checkpointer, average_checkpoints
 
 from speechbrain_remix.brains.base import separate
 from speechbrain_remix.data import read_audio
@@ -80,14 +80,22 @@ class Enhancer:
             hparams = load_hyperpyyaml(f)
         modules = hparams["modules"]
         module = module or ("student" if "student" in modules else "model")
-        keys = {} if hparams.get("select_by") == "last" else {
-            "min_key": "valid_loss"}
-        ckpt = Checkpointer(hparams["save_folder"]).find_checkpoint(**keys)
-        if ckpt is None:
+        select = hparams.get("select_by", "last")
+        keys = {} if select == "last" else (
+            {"min_key": "valid_loss"} if select == "valid_loss"
+            else {"max_key": select})
+        saved = Checkpointer(hparams["save_folder"])
+        k = int(hparams.get("average_checkpoints") or 0)
+        ckpts = saved.find_checkpoints(max_num_checkpoints=max(1, k), **keys)
+        if not ckpts:
             raise FileNotFoundError(
                 f"{hparams['save_folder']}: no checkpoint; train first"
             )
-        state = torch.load(ckpt.paramfiles[module], map_location="cpu")
+        if k and select != "last":  # as evaluation did: the k best averaged
+            state = average_checkpoints(ckpts, module)
+        else:
+            state = torch.load(ckpts[0].paramfiles[module],
+                               map_location="cpu")
         model = modules[module]
         if hasattr(model, "with_depth"):  # a sequential run may have grown
             depth = 1 + max(int(k.split(".")[1]) for k in state

@@ -232,3 +232,28 @@ def test_average_of_best_checkpoints(demo_data, tmp_path):
                              average_checkpoints=0) + ["--test_only"])
     assert single["model"]["si_sdr"] != pytest.approx(
         summary["model"]["si_sdr"], abs=1e-4)
+
+
+def test_selection_by_a_validation_metric(demo_data, tmp_path):
+    out = str(tmp_path / "sel")
+    train.main(argv("supervised_demo.yaml", data_folder=demo_data,
+                    output_folder=out, number_of_epochs=2,
+                    select_by="si_sdr"))
+    ckpts = Checkpointer(os.path.join(out, "save")).find_checkpoints()
+    assert all("si_sdr" in c.meta for c in ckpts)
+    best = max(c.meta["si_sdr"] for c in ckpts)
+    chosen = Checkpointer(os.path.join(out, "save")).find_checkpoint(
+        max_key="si_sdr")
+    assert chosen.meta["si_sdr"] == best
+
+
+def test_metric_selection_without_references_is_named(demo_data, tmp_path,
+                                                       teacher_run):
+    from speechbrain_remix.data import DataError
+
+    teacher_out, _ = teacher_run
+    with pytest.raises(DataError, match="needs references"):
+        train.main(argv("remixit_demo.yaml", data_folder=demo_data,
+                        output_folder=str(tmp_path / "r"),
+                        teacher_source=os.path.join(teacher_out, "save"),
+                        select_by="si_sdr"))

@@ -21,7 +21,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_remix import plots
 from speechbrain_remix.consistency import mixture_consistency
-from speechbrain_remix.data import random_crop
+from speechbrain_remix.data import DataError, random_crop
 from speechbrain_remix.losses import si_sdr
 from speechbrain_remix.rng import CheckpointableGenerator
 from speechbrain_remix.separation_metrics import assign, mixture_score
@@ -238,10 +238,12 @@ class EnhancementBrain(sb.Brain):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.hparams.select_by not in ("last", "valid_loss"):
+        if self.hparams.select_by not in ("last", "valid_loss",
+                                          *self.metrics):
             raise ValueError(
-                f"select_by: {self.hparams.select_by!r}; use 'last' or "
-                "'valid_loss' (the scheme's own validation loss)"
+                f"select_by: {self.hparams.select_by!r}; use 'last', "
+                "'valid_loss' (the scheme's own validation loss) or a test "
+                f"metric computed on the validation set: {self.metrics}"
             )
         rank = int(os.environ.get("RANK", 0))
         self.rng = CheckpointableGenerator(self.hparams.seed + rank)
@@ -339,15 +341,50 @@ class EnhancementBrain(sb.Brain):
         """Keeps the newest checkpoint, and the best one(s) unless the YAML
         selects the last (``select_by: last``, for runs whose validation
         would need in-domain clean speech); with ``average_checkpoints: k``
-        the ``k`` best are kept, to be averaged for evaluation."""
+        the ``k`` best are kept, to be averaged for evaluation.  With a
+        metric name (``select_by: MSi``), that test metric is computed on
+        the validation set (which then needs references) after every
+        epoch."""
         meta = {"epoch": epoch, "valid_loss": valid_loss}
-        if self.hparams.select_by == "last":
+        select = self.hparams.select_by
+        if select == "last":
             self.checkpointer.save_and_keep_only(meta=meta, num_to_keep=1)
-        else:
-            self.checkpointer.save_and_keep_only(
-                meta=meta, min_keys=["valid_loss"],
-                num_to_keep=max(1, self.n_averaged()),
-            )
+            return
+        keys = {"min_keys": ["valid_loss"]}
+        if select in self.metrics:
+            meta[select] = self.validation_metric(select)
+            keys = {"max_keys": [select]}
+        self.checkpointer.save_and_keep_only(
+            meta=meta, num_to_keep=max(1, self.n_averaged()), **keys)
+
+    def fit(self, epoch_counter, train_set, valid_set=None, *args, **kw):
+        self.selection_set = valid_set  # for metric-based selection
+        return super().fit(epoch_counter, train_set, valid_set, *args, **kw)
+
+    @torch.no_grad()
+    def validation_metric(self, name):
+        """Mean of test metric ``name`` over the validation set, through
+        the evaluation path (whole utterances, the trained model)."""
+        rows, system = [], self.systems()[self.model_key]
+        saved_rows, self.test_rows = self.test_rows, rows
+        loader = sb.dataio.dataloader.make_dataloader(self.selection_set,
+                                                      batch_size=1)
+        self.modules.eval()
+        needed = "sources" if eval_metrics(self.hparams) != "enhancement" \
+            else "clean"
+        for batch in loader:
+            if not hasattr(batch, needed):
+                raise DataError(
+                    f"select_by: {name} needs references ({needed}) in "
+                    f"valid_csv {self.hparams.valid_csv}; select by "
+                    "valid_loss or last instead"
+                )
+            estimate = system(batch.mix.data.to(self.device))
+            n = batch.mix.data.shape[1]
+            rows.append(self.test_item(estimate[0, ..., :n].float().cpu(),
+                                       batch, 0, n))
+        self.test_rows = saved_rows
+        return average(rows, self.metrics)[name]
 
     def n_averaged(self):
         return int(getattr(self.hparams, "average_checkpoints", 0) or 0)
@@ -360,7 +397,7 @@ class EnhancementBrain(sb.Brain):
         k = self.n_averaged()
         if k and self.hparams.select_by != "last":
             ckpts = self.checkpointer.find_checkpoints(
-                min_key="valid_loss", max_num_checkpoints=k)
+                max_num_checkpoints=k, **self.selection_keys())
             if ckpts:
                 averaged = sb.utils.checkpoints.average_checkpoints(
                     ckpts, self.model_key)
@@ -370,6 +407,8 @@ class EnhancementBrain(sb.Brain):
         """``evaluate`` kwargs that pick the selected checkpoint."""
         if self.hparams.select_by == "last":
             return {}
+        if self.hparams.select_by in self.metrics:
+            return {"max_key": self.hparams.select_by}
         return {"min_key": "valid_loss"}
 
     # ------------------------------------------------------------------

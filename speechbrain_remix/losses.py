@@ -192,7 +192,8 @@ def enhancement_assignments(n_outputs=3):
     return torch.stack(allowed)
 
 
-def mixit_loss(estimates, mixtures, assignments=None, clamp_db=None):
+def mixit_loss(estimates, mixtures, assignments=None, clamp_db=None,
+               loss_fn=None):
     """Mixture invariant training loss (Eq. 3 of RemixIT; Wisdom et al.).
 
     ``L_b = min_A sum_k L(sum_m A_km est_bm, mix_bk)``: each mixture is
@@ -210,6 +211,10 @@ def mixit_loss(estimates, mixtures, assignments=None, clamp_db=None):
         :func:`mixit_assignments`).
     clamp_db : float, optional
         See :func:`neg_si_sdr`.
+    loss_fn : callable, optional
+        ``(estimate, reference) -> loss`` over the last axis, instead of
+        the clamped negative SI-SDR (e.g. the thresholded SNR of
+        Saijo & Ogawa: ``lambda e, r: thresholded_snr_loss(r, e)``).
 
     Returns
     -------
@@ -239,7 +244,11 @@ def mixit_loss(estimates, mixtures, assignments=None, clamp_db=None):
     # remixed[b, a, k] = sum_m A[a, k, m] * est[b, m]
     remixed = torch.einsum("akm,bmt->bakt", assignments, estimates)
     target = mixtures.unsqueeze(1).expand_as(remixed)
-    losses = neg_si_sdr(remixed, target, clamp_db).sum(dim=2)  # [B, A]
+    if loss_fn is None:
+        losses = neg_si_sdr(remixed, target, clamp_db)
+    else:
+        losses = loss_fn(remixed, target)
+    losses = losses.sum(dim=2)  # [B, A]
     loss, best = losses.min(dim=1)
     return loss, best
 

@@ -436,3 +436,14 @@ def test_sparsity_loss_bounds_and_order():
     sparse = x.clone()
     sparse[:, 1:] *= 0.01
     assert (sparsity_loss(sparse) < value).all()
+
+
+def test_mixit_loss_with_another_signal_loss():
+    from speechbrain_remix.losses import thresholded_snr_loss
+
+    s, n1, n2 = torch.randn(3, 1, 300)
+    est = torch.stack([s, n1, n2], 1)
+    mix = torch.stack([s + n2, n1], 1)
+    loss, best = mixit_loss(est, mix, loss_fn=lambda e, r:
+                            thresholded_snr_loss(r, e))
+    assert loss.item() == pytest.approx(-60.0, abs=1e-3)  # 2 x -30 dB

@@ -13,6 +13,7 @@ from speechbrain_remix.losses import (
     enhancement_assignments,
     mixit_loss,
     sparsity_loss,
+    thresholded_snr_loss,
 )
 from speechbrain_remix.remix import random_permutation
 
@@ -38,7 +39,9 @@ class MixITBrain(EnhancementBrain):
     excerpt, with ``N`` outputs (twice the sources) and, typically,
     ``all_assignments: True``.  ``sparsity_weight`` > 0 adds the sparsity
     loss of Wisdom et al. (2021) from epoch ``sparsity_from_epoch`` on
-    (the "MixIT + Sparsity" fine-tuning).
+    (the "MixIT + Sparsity" fine-tuning).  With ``tau`` set, the loss is
+    the thresholded SNR of Eq. 8 of that paper instead of the clamped
+    negative SI-SDR.
     """
 
     def on_fit_start(self):
@@ -82,9 +85,14 @@ class MixITBrain(EnhancementBrain):
 
     def training_objectives(self, predictions, batch, stage):
         estimates, references = predictions
+        loss_fn = None
+        if getattr(self.hparams, "tau", None):  # thresholded SNR (Eq. 8)
+            tau = self.hparams.tau
+            loss_fn = lambda est, ref: thresholded_snr_loss(  # noqa: E731
+                ref, est, tau)
         loss, _ = mixit_loss(
             estimates, references, self.assignments(estimates.shape[1]),
-            self.hparams.clamp_db,
+            self.hparams.clamp_db, loss_fn,
         )
         weight = getattr(self.hparams, "sparsity_weight", 0.0)
         if weight and getattr(self, "current_epoch", 1) >= getattr(

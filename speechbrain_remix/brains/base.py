@@ -42,10 +42,6 @@ def eval_metrics(hparams):
     return get("eval_metrics", "enhancement")
 
 
-def fuss_evaluation(hparams):
-    """True for universal-separation metrics (``eval_metrics: fuss``)."""
-    return eval_metrics(hparams) == "fuss"
-
 
 def normalize(mixture, eps=1e-9):
     """Zero-mean, unit-std mixtures (Section III-D of RemixIT).
@@ -439,7 +435,7 @@ class EnhancementBrain(sb.Brain):
     @property
     def metrics(self):
         """Names of the per-utterance metrics (test_results.csv columns)."""
-        return FUSS_METRICS if fuss_evaluation(self.hparams) else METRICS
+        return FUSS_METRICS if eval_metrics(self.hparams) == "fuss" else METRICS
 
     @classmethod
     def test_columns(cls, hparams):

@@ -100,7 +100,7 @@ class SelfRemixingBrain(EnhancementBrain):
             generator = torch.Generator().manual_seed(self.hparams.seed)
         if self.hparams.supervised and hasattr(batch, "sources"):
             mix, refs = self.crop(batch, ["mix", "sources"], stage)
-            x, (mean, std) = normalize(mix)
+            x, (_, std) = normalize(mix)
             # the true sources in x's scale (padded silent ones stay 0)
             sources = refs / std.unsqueeze(1)
         elif self.hparams.supervised:  # speech and noise
@@ -126,23 +126,20 @@ class SelfRemixingBrain(EnhancementBrain):
 
     def training_objectives(self, predictions, batch, stage):
         sources, pseudo, shuffled, perms, estimates = predictions
-        tau = self.hparams.tau
-        if self.hparams.supervised:
-            # true sources can be silent: the SNR floor is the mixture's
-            def loss_fn(est, ref, mixture):
-                return zero_reference_snr_loss(ref, est, mixture, tau)
+        tau, supervised = self.hparams.tau, self.hparams.supervised
         if self.hparams.objective == "remixit":  # Eq. 3
-            if self.hparams.supervised:
+            if supervised:  # true sources can be silent: mixture floor
                 return permutation_min(
-                    lambda est, ref: loss_fn(est, ref, pseudo), estimates,
-                    shuffled).mean()
+                    lambda est, ref: zero_reference_snr_loss(
+                        ref, est, pseudo, tau), estimates, shuffled).mean()
             return pit_loss(estimates, shuffled)[0].mean()
         _, aligned = pit_loss(estimates, shuffled)  # Eq. 3: alignment
         unshuffled = unshuffle_channels(aligned, perms)  # Eq. 4
         target = sources.sum(1)  # the observed (or true) mixture
-        if self.hparams.supervised:
-            return loss_fn(unshuffled.sum(1, keepdim=True),
-                           target.unsqueeze(1), target).mean()
+        if supervised:
+            return zero_reference_snr_loss(
+                target.unsqueeze(1), unshuffled.sum(1, keepdim=True),
+                target, tau).mean()
         return self_remixing_loss(target, unshuffled, tau).mean()  # Eq. 5
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):

@@ -3,15 +3,31 @@ Algorithm 1).
 
 * :class:`StaticTeacher`: ``theta_T^(k) = theta_T^(0)`` for every ``k``.
 * :class:`SequentialTeacher`: every ``K`` epochs the teacher becomes the
-  latest student and a new, optionally deeper student is built
-  (``U: 8 -> 16 -> 32``) with a fresh optimizer.
+  latest student, ``theta_T := theta_S``, and a new, optionally deeper
+  student is built (``U: 8 -> 16 -> 32``) with a fresh optimizer.
 * :class:`EMATeacher`: ``theta_T <- gamma theta_S + (1 - gamma) theta_T``
   after every epoch (the paper, ``gamma = 0.01``) or every step.
 
-A protocol acts on the Brain through three members only: ``brain.teacher``
-(a module, replaced or updated in place), ``brain.student`` (the module
-being trained) and ``brain.start_new_student(num_blocks)``.  Its state is
-saved in every checkpoint, so a resumed run continues the same schedule.
+A protocol *owns the teacher module*: it holds it (``protocol.teacher``),
+replaces or updates it, and saves it with its own state in one checkpoint
+file, together with the teacher's class and configuration, so that a
+resumed run rebuilds the very teacher it had (a sequential teacher is a
+copy of a student: another depth, another number of outputs than the
+pre-trained one).  The Brain registers the protocol once
+(``teacher_update``) and reads the teacher through it; there is no other
+reference to keep in sync.
+
+An epoch-level update "after epoch ``e``" is applied when epoch ``e + 1``
+starts (:meth:`StaticTeacher.before_epoch`), not at the end of epoch ``e``:
+
+* the update after the final epoch is never applied (it would hand the
+  trained student to an unsaved teacher and evaluate a fresh student);
+* the checkpoint written at the end of epoch ``e`` holds the student that
+  epoch trained, so the final student of every sequential stage stays on
+  disk (tagged ``end_of_stage`` by the Brain) and can be evaluated;
+* a run extended past its planned end (more epochs) applies the pending
+  update when it continues, and a resumed run applies it exactly once
+  (``last_update_epoch`` is saved).
 
 Unlike the official code, the sequential protocol really replaces the
 teacher, exactly after ``K`` epochs (epochs count from 1), and the EMA
@@ -19,6 +35,7 @@ covers buffers as well as parameters.
 """
 
 import copy
+import importlib
 
 import torch
 from speechbrain.utils.checkpoints import (
@@ -31,6 +48,11 @@ from speechbrain.utils.checkpoints import (
 def unwrap(module):
     """Returns the module inside a DDP/DataParallel wrapper, if any."""
     return getattr(module, "module", module)
+
+
+def freeze(module):
+    """Eval mode, no gradients: how a teacher is always used."""
+    return module.eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -79,50 +101,173 @@ def ema_update(teacher, student, gamma):
             t_value.copy_(s_value)
 
 
+def describe_class(module):
+    """``module:qualname`` of a module's class."""
+    cls = type(module)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def describe(module):
+    """What rebuilds ``module``: its class, its constructor configuration
+    (the ``config`` dict of this package's models, else ``None``) and its
+    weights.
+
+    Example
+    -------
+    >>> from speechbrain_remix.models import SudoRmRf
+    >>> d = describe(SudoRmRf(num_sources=3, num_blocks=1, groups=4))
+    >>> d["class"], d["config"]["num_sources"]
+    ('speechbrain_remix.models.sudormrf:SudoRmRf', 3)
+    """
+    config = getattr(module, "config", None)
+    return {
+        "class": describe_class(module),
+        "config": dict(config) if config is not None else None,
+        "state_dict": module.state_dict(),
+    }
+
+
+def rebuild(saved, current=None):
+    """The module ``describe`` described: ``current`` itself when class and
+    configuration match (weights loaded in place), else a new instance of
+    the saved class and configuration, on ``current``'s device.
+
+    Example
+    -------
+    >>> from speechbrain_remix.models import SudoRmRf
+    >>> tiny = dict(num_blocks=1, enc_num_basis=16, out_channels=8,
+    ...             in_channels=16, upsampling_depth=2, groups=2)
+    >>> two = SudoRmRf(num_sources=2, **tiny)
+    >>> three = rebuild(describe(two), SudoRmRf(num_sources=3, **tiny))
+    >>> three.num_sources, torch.equal(three.decoder.weight,
+    ...                                two.decoder.weight)
+    (2, True)
+    """
+    module_name, qualname = saved["class"].split(":")
+    same = (
+        current is not None
+        and describe_class(current) == saved["class"]
+        and getattr(current, "config", None) == saved["config"]
+    )
+    if not same:
+        if saved["config"] is None:
+            raise ValueError(
+                f"cannot rebuild a {saved['class']} without its "
+                "config; a model that changes architecture on resume needs "
+                "a `config` dict of its constructor arguments"
+            )
+        cls = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        device = None
+        if current is not None:
+            device = next(iter(current.parameters()), torch.empty(0)).device
+        current = cls(**saved["config"])
+        if device is not None:
+            current = current.to(device)
+    try:
+        current.load_state_dict(saved["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"the saved {saved['class']} does not fit the configured model "
+            "and has no `config` to rebuild it from (a model that changes "
+            f"architecture on resume needs one): {err}"
+        ) from err
+    return current
+
+
 @register_checkpoint_hooks
 class StaticTeacher:
     """The teacher never changes (the paper's static protocol).
 
-    Subclasses override the ``after_step`` / ``after_epoch`` hooks.
+    The base of every protocol: it holds the teacher (:meth:`attach`),
+    counts updates, applies epoch-level updates when the next epoch starts
+    and saves all of it.  Subclasses say when an update is due
+    (:meth:`due_after`) and what it does (:meth:`update`).
+
+    Example
+    -------
+    >>> hook = StaticTeacher()
+    >>> hook.attach(torch.nn.Linear(1, 1)).training
+    False
     """
 
-    def __init__(self):
-        self.updates = 0  # teacher updates done so far
-        self.stage_start_epoch = 0  # last epoch before the current student
+    #: index of the current student (sequential protocol), 0-based
+    stage = 0
 
+    def __init__(self):
+        self.teacher = None
+        self.updates = 0  # teacher updates done so far (epoch and step)
+        self.last_update_epoch = 0  # epoch after which the last one applied
+
+    def attach(self, teacher):
+        """Hands the protocol its (pre-trained or initial) teacher."""
+        self.teacher = freeze(teacher)
+        return self.teacher
+
+    # ------------------------------------------------------------------
+    # schedule
     def student_blocks(self):
         """Depth of the student at the current stage (None: as configured)."""
         return None
 
-    def teacher_blocks(self):
-        """Depth of the teacher at the current stage (None: as configured)."""
-        return None
+    @property
+    def stage_start_epoch(self):
+        """Last epoch before the current student was created."""
+        return 0
+
+    def due_after(self, epoch):
+        """Whether an epoch-level update is due after epoch ``epoch``."""
+        return False
+
+    def ends_stage(self, epoch):
+        """Whether the student of the current stage is final after
+        ``epoch`` (it is then replaced when training continues)."""
+        return False
+
+    def before_epoch(self, brain, epoch):
+        """Called when training epoch ``epoch`` (from 1) starts: applies the
+        update due after the previous epoch, once."""
+        done = epoch - 1
+        if done > self.last_update_epoch and self.due_after(done):
+            self.update(brain, done)
+            self.last_update_epoch = done
+            self.updates += 1
+
+    def update(self, brain, epoch):
+        """The epoch-level update (``UPDATE_TEACHER``)."""
 
     def after_step(self, brain):
-        """Called after every optimizer step."""
+        """Called after every optimizer step that was taken."""
 
-    def after_epoch(self, brain, epoch):
-        """Called at the end of every training epoch (``epoch`` from 1)."""
-
+    # ------------------------------------------------------------------
+    # checkpointing: protocol state and the teacher, in one file
     def state(self):
         return {"updates": self.updates,
-                "stage_start_epoch": self.stage_start_epoch}
+                "last_update_epoch": self.last_update_epoch}
 
     def load_state(self, state):
         self.updates = state["updates"]
-        self.stage_start_epoch = state["stage_start_epoch"]
+        self.last_update_epoch = state["last_update_epoch"]
+
+    def load(self, saved):
+        """Restores what :meth:`_save` wrote (state and teacher)."""
+        self.load_state(saved["protocol"])
+        self.teacher = freeze(rebuild(saved["teacher"], self.teacher))
 
     @mark_as_saver
     def _save(self, path):
-        torch.save(self.state(), path)
+        torch.save({"protocol": self.state(),
+                    "teacher": describe(self.teacher)}, path)
 
     @mark_as_loader
     def _load(self, path, end_of_epoch=None):
-        self.load_state(torch.load(path))
+        self.load(torch.load(path, map_location="cpu"))
 
 
 class EMATeacher(StaticTeacher):
-    """Exponential-moving-average teacher (Section III-C of RemixIT).
+    """Exponential-moving-average teacher (Section III-C of RemixIT),
+    ``theta_T <- gamma theta_S + (1 - gamma) theta_T``.
 
     Arguments
     ---------
@@ -134,15 +279,15 @@ class EMATeacher(StaticTeacher):
     Example
     -------
     >>> class Pair:
-    ...     teacher = torch.nn.Linear(1, 1, bias=False)
     ...     student = torch.nn.Linear(1, 1, bias=False)
-    >>> pair = Pair()
-    >>> _ = pair.teacher.weight.data.fill_(0.0)
+    >>> pair, hook = Pair(), EMATeacher(gamma=0.5)
+    >>> _ = hook.attach(torch.nn.Linear(1, 1, bias=False))
+    >>> _ = hook.teacher.weight.data.fill_(0.0)
     >>> _ = pair.student.weight.data.fill_(1.0)
-    >>> hook = EMATeacher(gamma=0.5)
-    >>> hook.after_epoch(pair, epoch=1)
-    >>> pair.teacher.weight.item()
-    0.5
+    >>> hook.before_epoch(pair, epoch=1)  # nothing before the first epoch
+    >>> hook.before_epoch(pair, epoch=2)  # the update after epoch 1
+    >>> hook.teacher.weight.item(), hook.updates
+    (0.5, 1)
     """
 
     def __init__(self, gamma=0.01, every="epoch"):
@@ -155,26 +300,26 @@ class EMATeacher(StaticTeacher):
         self.gamma = gamma
         self.every = every
 
-    def _update(self, brain):
-        ema_update(brain.teacher, brain.student, self.gamma)
-        self.updates += 1
+    def due_after(self, epoch):
+        return self.every == "epoch"
+
+    def update(self, brain, epoch=None):
+        ema_update(self.teacher, brain.student, self.gamma)
 
     def after_step(self, brain):
         if self.every == "step":
-            self._update(brain)
-
-    def after_epoch(self, brain, epoch):
-        if self.every == "epoch":
-            self._update(brain)
+            self.update(brain)
+            self.updates += 1
 
 
 class SequentialTeacher(StaticTeacher):
     """Sequentially updated teacher with growing students (Fig. 2).
 
     After every ``every_n_epochs`` epochs the teacher is replaced by the
-    latest student and training continues with a freshly initialised
-    student of the next depth in ``student_blocks_schedule`` (the last
-    depth is reused once the schedule is exhausted).
+    latest student (``theta_T := theta_S``, Section III-C) and training
+    continues with a freshly initialised student of the next depth in
+    ``student_blocks_schedule`` (the last depth is reused once the schedule
+    is exhausted), built by ``brain.start_new_student(num_blocks)``.
 
     Arguments
     ---------
@@ -186,11 +331,11 @@ class SequentialTeacher(StaticTeacher):
     Example
     -------
     >>> hook = SequentialTeacher(2, [8, 16])
-    >>> hook.student_blocks(), hook.teacher_blocks()
-    (8, None)
+    >>> hook.student_blocks(), [hook.due_after(e) for e in (1, 2, 3, 4)]
+    (8, [False, True, False, True])
     >>> hook.stage = 1
-    >>> hook.student_blocks(), hook.teacher_blocks()
-    (16, 8)
+    >>> hook.student_blocks()
+    16
     """
 
     def __init__(self, every_n_epochs=20, student_blocks_schedule=(8, 16, 32)):
@@ -207,16 +352,18 @@ class SequentialTeacher(StaticTeacher):
     def student_blocks(self):
         return self._depth(self.stage)
 
-    def teacher_blocks(self):
-        return self._depth(self.stage - 1) if self.stage > 0 else None
+    @property
+    def stage_start_epoch(self):
+        return self.last_update_epoch
 
-    def after_epoch(self, brain, epoch):
-        if epoch % self.every_n_epochs:
-            return
-        brain.teacher = copy.deepcopy(unwrap(brain.student))
+    def due_after(self, epoch):
+        return epoch % self.every_n_epochs == 0
+
+    ends_stage = due_after
+
+    def update(self, brain, epoch):
+        self.teacher = freeze(copy.deepcopy(unwrap(brain.student)))
         self.stage += 1
-        self.updates += 1
-        self.stage_start_epoch = epoch
         brain.start_new_student(self.student_blocks())
 
     def state(self):

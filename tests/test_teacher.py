@@ -163,39 +163,50 @@ def test_ema_update_invalid_gamma_raises(gamma):
 
 
 class Pair:
-    """The two members an EMA protocol touches."""
+    """The student an EMA protocol reads; the protocol holds the teacher."""
 
-    def __init__(self):
-        self.teacher = _bn_net(0, 1)
+    def __init__(self, hook):
         self.student = _bn_net(1, 3)
+        hook.attach(_bn_net(0, 1))
+
+
+def test_attach_freezes_the_teacher():
+    hook = StaticTeacher()
+    teacher = hook.attach(_bn_net(0, 1).train())
+    assert hook.teacher is teacher and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
 
 
 def test_ema_teacher_every_step():
-    pair, hook = Pair(), EMATeacher(gamma=0.5, every="step")
-    t0, s0 = _snapshot(pair.teacher), _snapshot(pair.student)
-    hook.after_epoch(pair, epoch=1)
-    _assert_state_equal(pair.teacher, t0)
+    hook = EMATeacher(gamma=0.5, every="step")
+    pair = Pair(hook)
+    t0, s0 = _snapshot(hook.teacher), _snapshot(pair.student)
+    hook.before_epoch(pair, epoch=2)  # no epoch-level update
+    _assert_state_equal(hook.teacher, t0)
     assert hook.updates == 0
     hook.after_step(pair)
     assert hook.updates == 1
     torch.testing.assert_close(
-        pair.teacher.state_dict()["0.weight"],
+        hook.teacher.state_dict()["0.weight"],
         0.5 * s0["0.weight"] + 0.5 * t0["0.weight"],
     )
 
 
-def test_ema_teacher_every_epoch():
-    pair, hook = Pair(), EMATeacher(gamma=0.25)
+def test_ema_teacher_every_epoch_applies_once_when_the_next_starts():
+    hook = EMATeacher(gamma=0.25)
+    pair = Pair(hook)
     assert hook.every == "epoch"
-    t0, s0 = _snapshot(pair.teacher), _snapshot(pair.student)
+    t0, s0 = _snapshot(hook.teacher), _snapshot(pair.student)
     for _ in range(3):
         hook.after_step(pair)
-    _assert_state_equal(pair.teacher, t0)
+    hook.before_epoch(pair, epoch=1)  # nothing is due before epoch 1
+    _assert_state_equal(hook.teacher, t0)
     assert hook.updates == 0
-    hook.after_epoch(pair, epoch=1)
-    assert hook.updates == 1
+    hook.before_epoch(pair, epoch=2)  # the update after epoch 1
+    hook.before_epoch(pair, epoch=2)  # a resumed epoch 2: not again
+    assert hook.updates == 1 and hook.last_update_epoch == 1
     torch.testing.assert_close(
-        pair.teacher.state_dict()["1.running_var"],
+        hook.teacher.state_dict()["1.running_var"],
         0.25 * s0["1.running_var"] + 0.75 * t0["1.running_var"],
     )
 
@@ -206,16 +217,17 @@ def test_ema_teacher_invalid_every():
 
 
 def test_static_teacher_never_changes():
-    pair, hook = Pair(), StaticTeacher()
-    t0 = _snapshot(pair.teacher)
-    teacher = pair.teacher
-    for epoch in range(1, 4):
+    hook = StaticTeacher()
+    pair = Pair(hook)
+    teacher = hook.teacher
+    t0 = _snapshot(teacher)
+    for epoch in range(1, 5):
+        hook.before_epoch(pair, epoch)
         hook.after_step(pair)
-        hook.after_epoch(pair, epoch)
-    assert pair.teacher is teacher
-    _assert_state_equal(pair.teacher, t0)
-    assert hook.updates == 0
-    assert hook.student_blocks() is None and hook.teacher_blocks() is None
+    assert hook.teacher is teacher
+    _assert_state_equal(hook.teacher, t0)
+    assert hook.updates == 0 and hook.stage == 0
+    assert hook.student_blocks() is None
 
 
 # --------------------------------------------------------------------------
@@ -224,9 +236,12 @@ def test_static_teacher_never_changes():
 
 
 class FakeBrain:
-    def __init__(self):
+    """What the sequential protocol touches: the student and
+    ``start_new_student``."""
+
+    def __init__(self, hook, num_sources=2):
         torch.manual_seed(0)
-        self.teacher = SudoRmRf(**TINY)
+        hook.attach(SudoRmRf(**{**TINY, "num_sources": num_sources}))
         self.student = SudoRmRf(**TINY)
         self.new_students = []
 
@@ -244,65 +259,62 @@ def _train_a_bit(model, seed):
 
 
 def test_sequential_teacher_schedule():
-    brain = FakeBrain()
     hook = SequentialTeacher(
         every_n_epochs=2, student_blocks_schedule=[1, 2, 3]
     )
-    assert hook.student_blocks() == 1 and hook.teacher_blocks() is None
+    brain = FakeBrain(hook, num_sources=3)  # a MixIT teacher first
+    assert hook.student_blocks() == 1 and hook.stage == 0
 
-    # Epoch 1: nothing happens.
-    _train_a_bit(brain.student, 1)
-    teacher, student = brain.teacher, brain.student
+    # Epochs 1 and 2 start: nothing is due.
+    teacher, student = hook.teacher, brain.student
     t0 = _snapshot(teacher)
-    hook.after_step(brain)
-    hook.after_epoch(brain, 1)
-    assert brain.teacher is teacher and brain.student is student
-    _assert_state_equal(brain.teacher, t0)
+    for epoch in (1, 2):
+        hook.before_epoch(brain, epoch)
+        _train_a_bit(brain.student, epoch)
+        hook.after_step(brain)
+    assert hook.teacher is teacher and brain.student is student
+    _assert_state_equal(hook.teacher, t0)
     assert hook.stage == 0 and hook.updates == 0
-    assert hook.stage_start_epoch == 0
-    assert brain.new_students == []
+    assert hook.stage_start_epoch == 0 and brain.new_students == []
+    assert hook.ends_stage(2) and not hook.ends_stage(1)
 
-    # Epoch 2: the student becomes the teacher; a new depth-2 student.
-    _train_a_bit(brain.student, 2)
+    # Epoch 3 starts: the student of epochs 1-2 becomes the teacher (a
+    # copy, 2 outputs, frozen); a new depth-2 student.
     old_student = brain.student
     s_state = _snapshot(old_student)
-    hook.after_epoch(brain, 2)
-    _assert_state_equal(brain.teacher, s_state)
-    assert brain.teacher is not old_student  # a copy, not an alias
-    assert brain.teacher.num_blocks == 1
+    hook.before_epoch(brain, 3)
+    _assert_state_equal(hook.teacher, s_state)
+    assert hook.teacher is not old_student  # a copy, not an alias
+    assert hook.teacher.num_blocks == 1 and hook.teacher.num_sources == 2
+    assert not hook.teacher.training
     assert hook.stage == 1 and hook.updates == 1
     assert hook.stage_start_epoch == 2
-    assert brain.student.num_blocks == 2
-    assert brain.new_students == [2]
-    assert hook.student_blocks() == 2 and hook.teacher_blocks() == 1
-    # The new student is a fresh model of the same configuration.
-    assert brain.student is not old_student
+    assert brain.student.num_blocks == 2 and brain.new_students == [2]
     for key in TINY:
         if key != "num_blocks":
             assert brain.student.config[key] == TINY[key]
-    # Training the new student leaves the teacher alone.
+    # A resumed epoch 3 does not update again; training the new student
+    # leaves the teacher alone.
+    hook.before_epoch(brain, 3)
+    assert hook.updates == 1 and brain.new_students == [2]
     _train_a_bit(brain.student, 3)
-    _assert_state_equal(brain.teacher, s_state)
+    _assert_state_equal(hook.teacher, s_state)
 
-    # Epoch 3: nothing; epoch 4: depth 3.
-    hook.after_epoch(brain, 3)
+    # Epoch 4: nothing; epoch 5: depth 3.
+    hook.before_epoch(brain, 4)
     assert hook.stage == 1 and brain.student.num_blocks == 2
     s_state = _snapshot(brain.student)
-    hook.after_epoch(brain, 4)
-    _assert_state_equal(brain.teacher, s_state)
-    assert brain.teacher.num_blocks == 2
-    assert brain.student.num_blocks == 3
+    hook.before_epoch(brain, 5)
+    _assert_state_equal(hook.teacher, s_state)
+    assert hook.teacher.num_blocks == 2 and brain.student.num_blocks == 3
     assert hook.stage == 2 and hook.stage_start_epoch == 4
-    assert hook.teacher_blocks() == 2
 
-    # Epochs 5, 6: schedule exhausted, the depth stays 3.
-    hook.after_epoch(brain, 5)
-    hook.after_epoch(brain, 6)
-    assert brain.student.num_blocks == 3
-    assert brain.teacher.num_blocks == 3
+    # Epoch 7: schedule exhausted, the depth stays 3.
+    hook.before_epoch(brain, 6)
+    hook.before_epoch(brain, 7)
+    assert brain.student.num_blocks == 3 and hook.teacher.num_blocks == 3
     assert hook.stage == 3 and hook.updates == 3
     assert hook.stage_start_epoch == 6
-    assert hook.student_blocks() == 3 and hook.teacher_blocks() == 3
     assert brain.new_students == [2, 3, 3]
 
 
@@ -313,60 +325,64 @@ def test_sequential_teacher_invalid_period():
 
 def test_sequential_state_round_trip():
     hook = SequentialTeacher(2, [1, 2, 3])
-    brain = FakeBrain()
-    for epoch in range(1, 5):
-        hook.after_epoch(brain, epoch)
+    brain = FakeBrain(hook)
+    for epoch in range(1, 6):
+        hook.before_epoch(brain, epoch)
     state = copy.deepcopy(hook.state())
-    assert state == {"updates": 2, "stage_start_epoch": 4, "stage": 2}
+    assert state == {"updates": 2, "last_update_epoch": 4, "stage": 2}
     fresh = SequentialTeacher(2, [1, 2, 3])
     fresh.load_state(state)
     assert fresh.state() == hook.state()
-    assert fresh.student_blocks() == 3 and fresh.teacher_blocks() == 2
+    assert fresh.student_blocks() == 3 and fresh.stage_start_epoch == 4
 
 
-def test_ema_state_round_trip():
-    hook = EMATeacher(0.5, every="step")
-    pair = Pair()
-    for _ in range(3):
-        hook.after_step(pair)
-    fresh = EMATeacher(0.5, every="step")
-    fresh.load_state(hook.state())
-    assert (
-        fresh.state()
-        == hook.state()
-        == {
-            "updates": 3,
-            "stage_start_epoch": 0,
-        }
-    )
+def test_checkpoint_holds_and_rebuilds_the_replaced_teacher(tmp_path):
+    """The file the protocol saves holds its current teacher (not the one
+    it started with); a fresh protocol whose teacher is the pre-trained
+    3-output one recovers the 2-output depth-2 teacher of stage 2."""
+    hook = SequentialTeacher(1, [1, 2, 3])
+    brain = FakeBrain(hook, num_sources=3)
+    for epoch in range(1, 4):
+        hook.before_epoch(brain, epoch)
+        _train_a_bit(brain.student, epoch)
+    expected = _snapshot(hook.teacher)
+    assert hook.teacher.num_blocks == 2 and hook.teacher.num_sources == 2
+    Checkpointer(tmp_path, recoverables={"teacher_update": hook}
+                 ).save_checkpoint()
 
-
-def test_sequential_checkpoint_round_trip(tmp_path):
-    hook = SequentialTeacher(2, [1, 2, 3])
-    brain = FakeBrain()
-    for epoch in range(1, 5):
-        hook.after_epoch(brain, epoch)
-    ckpt = Checkpointer(tmp_path, recoverables={"teacher_hook": hook})
-    ckpt.save_checkpoint()
-
-    fresh = SequentialTeacher(2, [1, 2, 3])
-    assert fresh.state() != hook.state()
-    recovered = Checkpointer(tmp_path)
-    recovered.add_recoverable("teacher_hook", fresh)
-    assert recovered.recover_if_possible() is not None
+    fresh = SequentialTeacher(1, [1, 2, 3])
+    fresh.attach(SudoRmRf(**{**TINY, "num_sources": 3}))
+    Checkpointer(tmp_path, recoverables={"teacher_update": fresh}
+                 ).recover_if_possible()
     assert fresh.state() == hook.state()
-    assert fresh.stage == 2 and fresh.stage_start_epoch == 4
+    assert fresh.teacher.num_blocks == 2 and fresh.teacher.num_sources == 2
+    _assert_state_equal(fresh.teacher, expected)
+    assert not fresh.teacher.training
+    assert not any(p.requires_grad for p in fresh.teacher.parameters())
 
 
 def test_ema_checkpoint_round_trip(tmp_path):
     hook = EMATeacher(0.1, every="step")
-    pair = Pair()
+    pair = Pair(hook)
     for _ in range(5):
         hook.after_step(pair)
+    expected = _snapshot(hook.teacher)
     ckpt = Checkpointer(tmp_path)
     ckpt.add_recoverable("teacher_hook", hook)
     ckpt.save_checkpoint()
     fresh = EMATeacher(0.1, every="step")
+    fresh.attach(_bn_net(2, 1))
     recovered = Checkpointer(tmp_path, recoverables={"teacher_hook": fresh})
     recovered.recover_if_possible()
     assert fresh.updates == 5
+    _assert_state_equal(fresh.teacher, expected)
+
+
+def test_rebuild_needs_a_config_to_change_architecture():
+    from speechbrain_remix.teacher import describe, rebuild
+
+    saved = describe(torch.nn.Linear(2, 3))
+    with pytest.raises(ValueError, match="config"):
+        rebuild(saved, torch.nn.Linear(2, 2))
+    same = torch.nn.Linear(2, 3)
+    assert rebuild(saved, same) is same

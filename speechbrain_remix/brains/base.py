@@ -213,6 +213,14 @@ def format_table(summary, metrics=METRICS):
     return "\n".join(lines)
 
 
+class _SkipBatch(Exception):
+    """Raised inside ``fit_batch`` to skip a batch (its loss carried)."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.loss = loss
+
+
 class EnhancementBrain(sb.Brain):
     """Base Brain: cropping, LR schedule, checkpoints and evaluation.
 
@@ -245,6 +253,8 @@ class EnhancementBrain(sb.Brain):
         self.rng = CheckpointableGenerator(self.hparams.seed + rank)
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("rng", self.rng)
+        self.skipped = {"train": 0, "valid": 0}  # non-finite batches
+        self._batch_ids = []
         self.eval_system = None
         self.eval_systems = {}
         self.test_rows = []
@@ -270,6 +280,63 @@ class EnhancementBrain(sb.Brain):
             out = [w[..., :crop] for w in wavs]
         return [w.to(self.device) for w in out]
 
+    def min_batch_size(self):
+        """Fewest mixtures a training or validation batch may hold (a scheme
+        that remixes across the batch needs at least two)."""
+        return 1
+
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-",
+                        **loader_kwargs):
+        """SpeechBrain's loaders, with no training or validation batch
+        smaller than :meth:`min_batch_size`: the short last training batch
+        of an epoch is dropped (the shuffle leaves out other mixtures every
+        epoch), the short last validation batch is merged into the one
+        before; a set or batch size too small for even one batch is a
+        :class:`DataError` before training starts."""
+        need = self.min_batch_size()
+        if stage != sb.Stage.TEST and need > 1 and hasattr(dataset,
+                                                           "__len__"):
+            loader_kwargs = self._no_short_batches(dataset, stage, need,
+                                                   dict(loader_kwargs))
+        return super().make_dataloader(dataset, stage, ckpt_prefix,
+                                       **loader_kwargs)
+
+    def _no_short_batches(self, dataset, stage, need, loader_kwargs):
+        size, n = loader_kwargs.get("batch_size", 1), len(dataset)
+        what = f"{type(self).__name__} remixes mixtures across a batch and " \
+            f"needs at least {need} in each"
+        if size < need:
+            raise DataError(f"batch_size {size}: {what}; set "
+                            f"--batch_size={need} or more")
+        manifest = getattr(self.hparams, f"{stage.name.lower()}_csv", "")
+        if n < need:
+            raise DataError(
+                f"{manifest or stage.name}: {n} mixture(s); {what}; add "
+                "recordings (prepare_folders keeps at least 2 for validation "
+                "when the folder has 4 or more)")
+        if stage == sb.Stage.TRAIN:
+            world = torch.distributed.get_world_size() \
+                if self.distributed_launch else 1
+            rest = math.ceil(n / world) % size
+            if 0 < rest < need:
+                logger.info("%s: the last training batch of each epoch "
+                            "would hold %d mixture(s): dropped (%s)",
+                            manifest, rest, what)
+                loader_kwargs["drop_last"] = True
+            return loader_kwargs
+        rest = n % size
+        if 0 < rest < need:
+            batches = [list(range(i, min(i + size, n)))
+                       for i in range(0, n, size)]
+            batches[-2].extend(batches.pop())
+            logger.info("%s: the last validation batch would hold %d "
+                        "mixture(s): merged into the one before (%s)",
+                        manifest, rest, what)
+            for key in ("batch_size", "shuffle", "drop_last", "sampler"):
+                loader_kwargs.pop(key, None)
+            loader_kwargs["batch_sampler"] = batches
+        return loader_kwargs
+
     # ------------------------------------------------------------------
     # training bookkeeping
     def learning_rate(self, epoch):
@@ -289,6 +356,8 @@ class EnhancementBrain(sb.Brain):
         return max(lr, getattr(self.hparams, "lr_min", 0.0))
 
     def on_stage_start(self, stage, epoch=None):
+        if stage in (sb.Stage.TRAIN, sb.Stage.VALID):
+            self.skipped[stage.name.lower()] = 0
         if stage == sb.Stage.TRAIN and getattr(self, "optimizer", None):
             self.epoch_lr = self.learning_rate(self.epoch_in_stage(epoch))
             sb.nnet.schedulers.update_learning_rate(
@@ -300,7 +369,7 @@ class EnhancementBrain(sb.Brain):
         """Epoch counted from the start of the current model (1-based)."""
         return epoch
 
-    def on_fit_batch_start(self, batch, should_step):
+    def warmup_learning_rate(self):
         """Linear warm-up over the first ``warmup_steps`` optimizer steps
         (Sec. 3.4 of Saijo & Ogawa: 0 to 2e-4 over 5000 steps)."""
         warmup = getattr(self.hparams, "warmup_steps", 0)
@@ -313,15 +382,65 @@ class EnhancementBrain(sb.Brain):
         if stage == sb.Stage.TEST:
             return self.test_objectives(predictions, batch)
         loss = self.training_objectives(predictions, batch, stage)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss on batch {batch.id}; check these files for"
-                " silence or clipping, or lower the learning rate"
-            )
+        if stage == sb.Stage.VALID and not torch.isfinite(loss):
+            # left out of the average by Brain.update_average; said once
+            self.skipped["valid"] += 1
+            logger.warning("non-finite validation loss on batch %s: left "
+                           "out of the validation loss", list(batch.id))
         return loss
+
+    # ------------------------------------------------------------------
+    # non-finite losses: skip the step, count, stop past a patience
+    def fit_batch(self, batch):
+        """SpeechBrain's step, except that a batch whose loss is not finite
+        (NaN/inf audio, a teacher that fails on it) is skipped: no backward,
+        no optimizer step, no teacher update; see
+        :meth:`check_loss_isfinite`."""
+        try:
+            return super().fit_batch(batch)
+        except _SkipBatch as skip:
+            self.zero_grad(set_to_none=True)
+            return skip.loss
+
+    def check_loss_isfinite(self, loss):
+        """Skips the batch of a non-finite loss on every process (the ranks
+        agree, so that none waits in DDP's gradient all-reduce), counts it,
+        and stops the run with a clear error once more than
+        ``--nonfinite_patience`` batches of one epoch were skipped."""
+        bad = torch.tensor(float(not torch.isfinite(loss).all()))
+        if torch.distributed.is_available() and \
+                torch.distributed.is_initialized():
+            torch.distributed.all_reduce(bad.to(self.device),
+                                         op=torch.distributed.ReduceOp.MAX)
+            bad = bad.cpu()
+        if not bad:
+            return
+        self.nonfinite_count += 1
+        self.skipped["train"] += 1
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise FloatingPointError(
+                f"{self.nonfinite_count} training batches of this epoch had "
+                "a non-finite loss (more than --nonfinite_patience="
+                f"{self.nonfinite_patience}); the last one: {self._batch_ids}."
+                " Check those files for silence, clipping or NaN, lower the "
+                "learning rate, or raise --nonfinite_patience"
+            )
+        logger.warning(
+            "non-finite loss on batch %s: step skipped (%d this epoch, "
+            "patience %d)", self._batch_ids, self.nonfinite_count,
+            self.nonfinite_patience,
+        )
+        raise _SkipBatch(loss.detach().cpu())
+
+    def on_fit_batch_start(self, batch, should_step):
+        self._batch_ids = list(getattr(batch, "id", []))
+        self.warmup_learning_rate()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         stats = {"loss": stage_loss}
+        skipped = self.skipped.get(stage.name.lower(), 0)
+        if skipped:  # in the log next to the loss they are missing from
+            stats["skipped_batches"] = skipped
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
         elif stage == sb.Stage.VALID:
@@ -340,18 +459,33 @@ class EnhancementBrain(sb.Brain):
         the ``k`` best are kept, to be averaged for evaluation.  With a
         metric name (``select_by: MSi``), that test metric is computed on
         the validation set (which then needs references) after every
-        epoch."""
-        meta = {"epoch": epoch, "valid_loss": valid_loss}
+        epoch.  Checkpoints whose meta says ``end_of_stage`` (the final
+        student of a sequential stage) are never deleted.  Called on every
+        process (the random states of all ranks are gathered first)."""
+        meta = {"epoch": epoch, "valid_loss": valid_loss,
+                **self.checkpoint_meta(epoch)}
         select = self.hparams.select_by
-        if select == "last":
-            self.checkpointer.save_and_keep_only(meta=meta, num_to_keep=1)
-            return
-        keys = {"min_keys": ["valid_loss"]}
+        keys = {"num_to_keep": 1}
         if select in self.metrics:
             meta[select] = self.validation_metric(select)
-            keys = {"max_keys": [select]}
+            keys = {"max_keys": [select], "num_to_keep": self.n_kept()}
+        elif select != "last":
+            keys = {"min_keys": ["valid_loss"], "num_to_keep": self.n_kept()}
+        self.rng.gather()
         self.checkpointer.save_and_keep_only(
-            meta=meta, num_to_keep=max(1, self.n_averaged()), **keys)
+            meta=meta, ckpt_predicate=lambda c: not c.meta.get("end_of_stage"),
+            **keys)
+
+    def n_kept(self):
+        return max(1, self.n_averaged())
+
+    def checkpoint_meta(self, epoch):
+        """Extra meta of the end-of-epoch checkpoint (schemes add theirs)."""
+        return {}
+
+    def _save_intra_epoch_ckpt(self):
+        self.rng.gather()  # every process calls this; main writes all
+        super()._save_intra_epoch_ckpt()
 
     def fit(self, epoch_counter, train_set, valid_set=None, *args, **kw):
         self.selection_set = valid_set  # for metric-based selection
@@ -389,15 +523,31 @@ class EnhancementBrain(sb.Brain):
         """Loads the selected checkpoint, or the average of the ``k`` best
         (``average_checkpoints: k``; Sec. 3.5 of Saijo & Ogawa, 2023: the
         five checkpoints with the best validation score)."""
-        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        if self.checkpointer is None:
+            return
+        keys = {"max_key": max_key, "min_key": min_key,
+                "ckpt_predicate": self.evaluation_predicate()}
+        ckpt = self.checkpointer.find_checkpoint(**keys)
+        if ckpt is None:
+            return
+        self.before_loading(ckpt)
+        self.checkpointer.load_checkpoint(ckpt)
         k = self.n_averaged()
         if k and self.hparams.select_by != "last":
             ckpts = self.checkpointer.find_checkpoints(
-                max_num_checkpoints=k, **self.selection_keys())
-            if ckpts:
-                averaged = sb.utils.checkpoints.average_checkpoints(
-                    ckpts, self.model_key)
-                unwrap(self.modules[self.model_key]).load_state_dict(averaged)
+                max_num_checkpoints=k, **keys)
+            averaged = sb.utils.checkpoints.average_checkpoints(
+                ckpts, self.model_key)
+            unwrap(self.modules[self.model_key]).load_state_dict(averaged)
+
+    def evaluation_predicate(self):
+        """Which checkpoints evaluation may pick (None: any)."""
+        return None
+
+    def before_loading(self, ckpt):
+        """Called with the checkpoint about to be loaded (for evaluation or
+        to resume training), before any weights are: a scheme whose models
+        change architecture during training rebuilds them here."""
 
     def selection_keys(self):
         """``evaluate`` kwargs that pick the selected checkpoint."""
@@ -491,7 +641,7 @@ class EnhancementBrain(sb.Brain):
                 or not sb.utils.distributed.if_main_process()):
             return
         folder = os.path.join(
-            self.hparams.output_folder, "enhanced", self.eval_system
+            self.results_folder(), "enhanced", self.eval_system
         )
         os.makedirs(folder, exist_ok=True)
         peak = max(1.0, float(wav.abs().max()))  # avoid clipping on write
@@ -514,14 +664,14 @@ class EnhancementBrain(sb.Brain):
             self.evaluate(test_set, test_loader_kwargs=loader_kwargs, **keys)
             fname = ("test_results.csv" if name == self.evaluated_model()
                      else f"test_results_{name}.csv")
-            results[name] = os.path.join(self.hparams.output_folder, fname)
+            results[name] = os.path.join(self.results_folder(), fname)
             summary[name] = average(self.test_rows, self.metrics)
             # every rank evaluates the whole (unsharded) test set; one writes
             if sb.utils.distributed.if_main_process():
                 write_results(results[name], self.test_rows, self.metrics)
         if sb.utils.distributed.if_main_process():
             with open(
-                os.path.join(self.hparams.output_folder, "summary.csv"), "w",
+                os.path.join(self.results_folder(), "summary.csv"), "w",
                 newline="",
             ) as f:
                 writer = csv.writer(f)
@@ -530,14 +680,14 @@ class EnhancementBrain(sb.Brain):
                     writer.writerow(
                         [name, *(f"{avg[m]:.4f}" for m in self.metrics)])
             table = format_table(summary, self.metrics)
-            print("\nTest results (" + self.hparams.output_folder + ")\n"
+            print("\nTest results (" + self.results_folder() + ")\n"
                   + table, flush=True)
             self.write_figures(results)
         return summary
 
     def write_figures(self, results):
         """Training curves, SI-SDRi histogram and example spectrograms."""
-        out = self.hparams.output_folder
+        out = self.results_folder()
         log = self.hparams.train_logger.save_file
         if os.path.isfile(log):
             plots.plot_training_curves(log, os.path.join(out, "training.png"))
@@ -551,6 +701,12 @@ class EnhancementBrain(sb.Brain):
             {k: self.examples[k] for k in ["clean", *results]},
             self.hparams.sample_rate, os.path.join(out, "spectrograms.png"),
         )
+
+    def results_folder(self):
+        """Where evaluation writes results, enhanced wavs and figures."""
+        folder = self.hparams.output_folder
+        os.makedirs(folder, exist_ok=True)
+        return folder
 
     def evaluated_model(self):
         """Name of the system whose results go to ``test_results.csv``."""

@@ -7,7 +7,11 @@ may be out of domain (the paper's "MixIT with OOD noise").
 import speechbrain as sb
 import torch
 
-from speechbrain_remix.brains.base import EnhancementBrain, separate
+from speechbrain_remix.brains.base import (
+    EnhancementBrain,
+    normalize,
+    separate,
+)
 from speechbrain_remix.data import NoisePool
 from speechbrain_remix.losses import (
     enhancement_assignments,
@@ -37,7 +41,9 @@ class MixITBrain(EnhancementBrain):
     ``mom_from_batch: True``: the second mixture of each mixture of
     mixtures is another observed mixture of the batch instead of a noise
     excerpt, with ``N`` outputs (twice the sources) and, typically,
-    ``all_assignments: True``.  ``sparsity_weight`` > 0 adds the sparsity
+    ``all_assignments: True``; each observed mixture is normalized before
+    the two are summed (Sec. 3.4, :meth:`mixture_of_mixtures`).
+    ``sparsity_weight`` > 0 adds the sparsity
     loss of Wisdom et al. (2021) from epoch ``sparsity_from_epoch`` on
     (the "MixIT + Sparsity" fine-tuning).  With ``tau`` set, the loss is
     the thresholded SNR of Eq. 8 of that paper instead of the clamped
@@ -70,9 +76,7 @@ class MixITBrain(EnhancementBrain):
             # fixed noise for a comparable validation loss across epochs
             generator = torch.Generator().manual_seed(self.hparams.seed)
         if self.noise_pool is None:  # the other mixture of the batch
-            perm = random_permutation(len(mix), generator).to(self.device)
-            references = torch.stack([mix, mix[perm]], dim=1)
-            return separate(self.modules.model, mix + mix[perm]), references
+            return self.mixture_of_mixtures(mix, generator)
         draw = lambda: self.noise_pool.draw(  # noqa: E731
             mix.shape[0], mix.shape[1], generator
         ).to(self.device)
@@ -82,6 +86,40 @@ class MixITBrain(EnhancementBrain):
         references = torch.stack([mix, noise], dim=1)
         estimates = separate(self.modules.model, mix + noise)
         return estimates, references
+
+    def mixture_of_mixtures(self, mix, generator):
+        """MixIT for source separation (Saijo & Ogawa, 2023, Sec. 3.4).
+
+        Each observed mixture is normalized first, as every mixture in that
+        paper ("we subtracted its mean and divided it by its standard
+        deviation"; the official code divides by the std in the dataset),
+        with the same ``eps`` as :func:`~.base.normalize`.  The mixture of
+        mixtures (MoM) is the sum of two normalized mixtures of the batch
+        (mixture ``b`` and mixture ``perm[b]``, ``perm`` a derangement);
+        :func:`~.base.separate` then normalizes the MoM itself before the
+        model ("for MoM in MixIT, we followed the same process") and brings
+        the estimates back to the MoM's scale, where they add up to the
+        MoM.  The references of Eq. 1 are the two normalized mixtures.
+
+        Arguments
+        ---------
+        mix : torch.Tensor
+            Observed mixtures ``[B, T]``, ``B >= 2``.
+        generator : torch.Generator
+            Source of the pairing permutation.
+
+        Returns
+        -------
+        estimates : torch.Tensor
+            ``[B, N, T]``, summing to the MoM.
+        references : torch.Tensor
+            ``[B, 2, T]``: the normalized mixtures ``x_b`` and
+            ``x_perm[b]``.
+        """
+        x, _ = normalize(mix)
+        perm = random_permutation(len(x), generator).to(x.device)
+        references = torch.stack([x, x[perm]], dim=1)
+        return separate(self.modules.model, x + x[perm]), references
 
     def training_objectives(self, predictions, batch, stage):
         estimates, references = predictions

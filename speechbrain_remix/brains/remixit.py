@@ -7,11 +7,8 @@ import logging
 import speechbrain as sb
 import torch
 
-from speechbrain_remix.brains.base import (
-    EnhancementBrain,
-    load_pretrained,
-    separate,
-)
+from speechbrain_remix.brains.base import load_pretrained, separate
+from speechbrain_remix.brains.teacher_student import TeacherStudentBrain
 from speechbrain_remix.data import NoisePool
 from speechbrain_remix.losses import source_loss
 from speechbrain_remix.remix import (
@@ -20,12 +17,16 @@ from speechbrain_remix.remix import (
     speech_and_noise,
     substitute_noise,
 )
-from speechbrain_remix.teacher import unwrap
+from speechbrain_remix.teacher import freeze
 
 logger = logging.getLogger(__name__)
 
+#: power of a teacher estimate, relative to the normalized (unit-power)
+#: mixture, below which it counts as silent (-60 dB)
+SILENT = 1e-6
 
-class RemixITBrain(EnhancementBrain):
+
+class RemixITBrain(TeacherStudentBrain):
     """Trains ``modules.student`` on bootstrapped mixtures of a teacher.
 
     For each batch of in-domain mixtures ``m`` (Algorithm 1):
@@ -53,23 +54,17 @@ class RemixITBrain(EnhancementBrain):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.teacher_update = self.hparams.teacher_update
-        self.teacher = self.hparams.teacher_model
+        teacher = self.hparams.teacher_model
         self.teacher_file = load_pretrained(
-            self.teacher, self.hparams.teacher_source, self.hparams.teacher_key
+            teacher, self.hparams.teacher_source, self.hparams.teacher_key
         )
         if self.hparams.student_init == "teacher":
-            copy_matching(self.modules.student, self.teacher)
+            copy_matching(self.modules.student, teacher)
         elif self.hparams.student_init != "scratch":
             raise ValueError("student_init must be 'scratch' or 'teacher'")
-        self._freeze_teacher()
         # kept for the final comparison; the teacher itself gets updated
-        self.initial_teacher = copy.deepcopy(self.teacher)
-        if self.checkpointer is not None:
-            self.checkpointer.add_recoverable("teacher", self.teacher)
-            self.checkpointer.add_recoverable(
-                "teacher_update", self.teacher_update
-            )
+        self.initial_teacher = freeze(copy.deepcopy(teacher))
+        self.attach_teacher(teacher)
         self.noise_pool = None
         if getattr(self.hparams, "p_n", 0.0) > 0:
             self.noise_pool = NoisePool(
@@ -77,62 +72,8 @@ class RemixITBrain(EnhancementBrain):
                 self.hparams.sample_rate,
             )
 
-    # ------------------------------------------------------------------
-    # the teacher/student pair seen by teacher-update protocols
-    @property
-    def student(self):
-        return self.modules.student
-
-    def _freeze_teacher(self):
-        self.teacher.to(self.device).eval().requires_grad_(False)
-
-    def start_new_student(self, num_blocks):
-        """A freshly initialised student (``num_blocks`` deep) with a fresh
-        optimizer: the sequential protocol's new stage."""
-        self._set_student(num_blocks)
-        if self.distributed_launch:
-            self.modules["student"] = torch.nn.parallel.DistributedDataParallel(
-                self.modules["student"],
-                device_ids=None if self.device == "cpu" else [self.device],
-            )
-        self.init_optimizers()
-
-    def _set_student(self, num_blocks):
-        student = unwrap(self.student).with_depth(num_blocks)
-        self.modules["student"] = student.to(self.device)
-        self.checkpointer.add_recoverable("student", self.modules["student"])
-
-    def _restore_architecture(self, **keys):
-        """Builds teacher and student at the depths of the current stage of
-        the teacher-update protocol, read from the checkpoint about to be
-        loaded (a sequential run may be past its first stage), before
-        optimizers and weights are restored."""
-        ckpt = self.checkpointer.find_checkpoint(**keys)
-        if ckpt is not None and "teacher_update" in ckpt.paramfiles:
-            self.teacher_update.load_state(
-                torch.load(ckpt.paramfiles["teacher_update"])
-            )
-        t_blocks = self.teacher_update.teacher_blocks()
-        if t_blocks not in (None, _depth(self.teacher)):
-            self.teacher = unwrap(self.student).with_depth(t_blocks)
-            self._freeze_teacher()
-            self.checkpointer.add_recoverable("teacher", self.teacher)
-        s_blocks = self.teacher_update.student_blocks()
-        if s_blocks not in (None, _depth(self.student)):
-            self._set_student(s_blocks)
-
-    def on_fit_start(self):
-        self._restore_architecture()
-        super().on_fit_start()
-        self._freeze_teacher()
-
-    def on_evaluate_start(self, max_key=None, min_key=None):
-        self._restore_architecture(max_key=max_key, min_key=min_key)
-        super().on_evaluate_start(max_key=max_key, min_key=min_key)
-        self._freeze_teacher()
-
-    def epoch_in_stage(self, epoch):
-        return epoch - self.teacher_update.stage_start_epoch
+    def min_batch_size(self):
+        return 2  # a noise estimate needs another mixture to go to
 
     # ------------------------------------------------------------------
     # Algorithm 1
@@ -143,23 +84,41 @@ class RemixITBrain(EnhancementBrain):
             estimates = separate(self.teacher, mix, rescale=False)
         return speech_and_noise(estimates).detach()
 
+    def usable(self, pseudo, batch):
+        """The teacher estimates a student can learn from: finite, and
+        neither source silent (power below ``SILENT`` of the normalized
+        mixture's, e.g. on a silent crop, where SI-SDR targets are
+        undefined).  Other mixtures are left out of the batch, with a
+        warning, instead of feeding NaN or arbitrary targets to the
+        student."""
+        keep = torch.isfinite(pseudo).all(-1).all(-1) & (
+            pseudo.pow(2).mean(-1) > SILENT).all(-1)
+        if not keep.all():
+            dropped = [uid for uid, k in zip(batch.id, keep.tolist())
+                       if not k]
+            logger.warning("teacher estimates of %s are silent or not "
+                           "finite: left out of this batch", dropped)
+        return pseudo[keep]
+
     def training_forward(self, batch, stage):
         (mix,) = self.crop(batch, ["mix"], stage)
         generator = self.rng.generator
         if stage != sb.Stage.TRAIN:
             # the same permutations every validation: comparable losses
             generator = torch.Generator().manual_seed(self.hparams.seed)
-        pseudo = self.teacher_estimates(mix)
+        pseudo = self.usable(self.teacher_estimates(mix), batch)
+        if len(pseudo) < 2:  # nothing to remix: the batch is skipped
+            return None
+        n, length = pseudo.shape[0], pseudo.shape[-1]
         perm = random_permutation(
-            mix.shape[0], generator, derangement=self.hparams.derangement
+            n, generator, derangement=self.hparams.derangement
         ).to(self.device)
         speech = pseudo[:, 0]
         remixed, targets = bootstrap_remix(speech, pseudo[:, 1], perm)
         if self.noise_pool is not None and stage == sb.Stage.TRAIN:
             noise = targets[:, 1]
-            recorded = self.noise_pool.draw(
-                mix.shape[0], mix.shape[1], generator
-            ).to(self.device)
+            recorded = self.noise_pool.draw(n, length, generator).to(
+                self.device)
             # a recording enters at the level of the estimate it replaces
             recorded = recorded * noise.std(-1, keepdim=True) / (
                 recorded.std(-1, keepdim=True) + 1e-9
@@ -174,21 +133,13 @@ class RemixITBrain(EnhancementBrain):
         return estimates, targets
 
     def training_objectives(self, predictions, batch, stage):
+        if predictions is None:  # no usable teacher estimates: skipped
+            return torch.tensor(float("nan"), device=self.device)
         estimates, targets = predictions
         return source_loss(
             estimates, targets, self.hparams.loss_weights,
             self.hparams.clamp_db,
         ).mean()
-
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        if should_step:
-            self.teacher_update.after_step(self)
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            # UPDATE_TEACHER before the epoch's checkpoint is written
-            self.teacher_update.after_epoch(self, epoch)
-        super().on_stage_end(stage, stage_loss, epoch)
 
     # ------------------------------------------------------------------
     # evaluation: mixture, the initial (pre-trained) teacher, the student
@@ -215,5 +166,3 @@ def copy_matching(student, teacher):
             logger.info("student_init: %s left freshly initialised", name)
 
 
-def _depth(model):
-    return getattr(unwrap(model), "num_blocks", None)

@@ -25,12 +25,8 @@ import copy
 import speechbrain as sb
 import torch
 
-from speechbrain_remix.brains.base import (
-    EnhancementBrain,
-    eval_metrics,
-    normalize,
-    separate,
-)
+from speechbrain_remix.brains.base import eval_metrics, normalize, separate
+from speechbrain_remix.brains.teacher_student import TeacherStudentBrain
 from speechbrain_remix.consistency import mixture_consistency
 from speechbrain_remix.losses import (
     permutation_min,
@@ -45,9 +41,10 @@ from speechbrain_remix.remix import (
     remix_channels,
     unshuffle_channels,
 )
+from speechbrain_remix.teacher import unwrap
 
 
-class SelfRemixingBrain(EnhancementBrain):
+class SelfRemixingBrain(TeacherStudentBrain):
     """Trains ``modules.model`` (``N`` outputs) from scratch by remixing.
 
     Hyperparameters besides the base ones: ``objective`` (``remixit`` or
@@ -69,17 +66,15 @@ class SelfRemixingBrain(EnhancementBrain):
             raise ValueError("objective must be 'remixit' or 'self_remixing'")
         if getattr(self.hparams, "zero_init_output", False):
             self.modules.model.zero_output_layer()
-        self.teacher = copy.deepcopy(self.modules.model)
-        self.teacher.to(self.device).eval().requires_grad_(False)
-        self.teacher_update = self.hparams.teacher_update
-        if self.checkpointer is not None:
-            self.checkpointer.add_recoverable("teacher", self.teacher)
-            self.checkpointer.add_recoverable("teacher_update",
-                                              self.teacher_update)
+        # the teacher starts as a copy of the (random) student (Sec. 2.3)
+        self.attach_teacher(copy.deepcopy(self.modules.model))
 
-    @property
-    def student(self):
-        return self.modules.model
+    def min_batch_size(self):
+        """Every output channel is shuffled across the batch: two mixtures
+        at least, and ``N`` for the constrained shuffle (Sec. 2.4)."""
+        if self.hparams.constrained:
+            return max(2, unwrap(self.modules.model).config["num_sources"])
+        return 2
 
     @classmethod
     def train_columns(cls, hparams):
@@ -141,19 +136,6 @@ class SelfRemixingBrain(EnhancementBrain):
                 target.unsqueeze(1), unshuffled.sum(1, keepdim=True),
                 target, tau).mean()
         return self_remixing_loss(target, unshuffled, tau).mean()  # Eq. 5
-
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        if should_step:
-            self.teacher_update.after_step(self)
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self.teacher_update.after_epoch(self, epoch)  # Eq. 6
-        super().on_stage_end(stage, stage_loss, epoch)
-
-    def on_fit_start(self):
-        super().on_fit_start()
-        self.teacher.to(self.device).eval()
 
     # evaluation with permutation solving ---------------------------------
     def compute_forward(self, batch, stage):

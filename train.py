@@ -16,9 +16,14 @@ import sys
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml.constructor import DuplicateKeyError
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_remix.data import make_dataset
+from speechbrain_remix.data import DataError, make_dataset
+
+
+class UsageError(ValueError):
+    """A command line that cannot run as written."""
 
 
 def build_datasets(hparams, brain_class):
@@ -40,10 +45,28 @@ def build_datasets(hparams, brain_class):
     }
 
 
+def load_hparams(hparams_file, overrides):
+    """The YAML with its command-line overrides; a key the YAML does not
+    have, or one given twice, is a :class:`UsageError` naming it."""
+    try:
+        with open(hparams_file) as f:
+            return load_hyperpyyaml(f, overrides)
+    except KeyError as err:
+        if "not found in" not in str(err):
+            raise
+        key = str(err).split("'")[1]
+        raise UsageError(
+            f"--{key}: {hparams_file} has no key '{key}'; check its "
+            f"spelling, or add a line '{key}: <value>' to the YAML"
+        ) from None
+    except DuplicateKeyError as err:
+        key = str(err.problem).split('"')[1]
+        raise UsageError(f"--{key} is given more than once") from None
+
+
 def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file) as f:
-        hparams = load_hyperpyyaml(f, overrides)
+    hparams = load_hparams(hparams_file, overrides)
 
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
@@ -75,5 +98,15 @@ def main(argv):
     )
 
 
+def cli(argv):
+    """``main`` for a person at a terminal: a problem with their data or
+    command line is one line naming the file or key and the fix, not a
+    traceback."""
+    try:
+        main(argv)
+    except (DataError, UsageError) as err:
+        sys.exit(f"error: {err}")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(sys.argv[1:])

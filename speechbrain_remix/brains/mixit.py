@@ -50,6 +50,10 @@ class MixITBrain(EnhancementBrain):
     negative SI-SDR.
     """
 
+    def min_batch_size(self):
+        # a mixture of mixtures takes another mixture of the batch
+        return 2 if getattr(self.hparams, "mom_from_batch", False) else 1
+
     def on_fit_start(self):
         super().on_fit_start()
         self.noise_pool = None

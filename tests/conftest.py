@@ -65,6 +65,19 @@ def demo_data(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def teacher_file(tmp_path_factory):
+    """A randomly initialised tiny Sudo rm -rf teacher (2 outputs)."""
+    from speechbrain_remix.models import SudoRmRf
+
+    keys = ("num_blocks", "enc_num_basis", "enc_kernel_size", "out_channels",
+            "in_channels", "upsampling_depth", "groups")
+    path = str(tmp_path_factory.mktemp("teacher") / "model.ckpt")
+    torch.manual_seed(0)
+    torch.save(SudoRmRf(**{k: TINY[k] for k in keys}).state_dict(), path)
+    return path
+
+
 def _shield_lazy_modules():
     """Hypothesis (>= 6.13x) reads ``__file__`` of every module in
     ``sys.modules`` during collection.  SpeechBrain's lazy modules (e.g.

@@ -236,3 +236,65 @@ def test_protocol_updates_checkpoints_and_exact_resume(
     assert a[2] == b[2]  # protocol state
     for system, metrics in summary.items():
         assert again[system] == pytest.approx(metrics)
+
+
+def test_sequential_dns_from_a_mixit_teacher_evaluates_every_stage(
+        tmp_path, monkeypatch):
+    """``remixit_dns.yaml`` (3-output MixIT teacher, students 1 -> 2 -> 3
+    blocks, K = 1, 3 epochs) on a fake DNS tree: the trained third-stage
+    student is evaluated, ``--test_only --test_stage=k`` evaluates the
+    trained student of every stage, and a run killed at stages 2 and 3
+    (after the teacher became a 2-output student) resumes exactly."""
+    from conftest import TINY_RUN
+    from fake_datasets import make_dns
+
+    from speechbrain_remix.models import SudoRmRf
+
+    root = make_dns(str(tmp_path / "dns"))
+    model_keys = ("num_blocks", "enc_num_basis", "enc_kernel_size",
+                  "out_channels", "in_channels", "upsampling_depth",
+                  "groups")
+    torch.manual_seed(0)
+    mixit = SudoRmRf(num_sources=3, **{k: TINY_RUN[k] for k in model_keys})
+    torch.save(mixit.state_dict(), tmp_path / "mixit.ckpt")
+
+    def dns(out, *extra, **overrides):
+        options = dict(data_folder=root, output_folder=out, n_valid=2,
+                       teacher_source=str(tmp_path / "mixit.ckpt"),
+                       student_schedule="[1, 2, 3]", teacher_update_every=1,
+                       number_of_epochs=3, **overrides)
+        return train.main(argv("remixit_dns.yaml", base=TINY_RUN, **options)
+                          + list(extra))
+
+    probe = Probe(monkeypatch)
+    out = str(tmp_path / "run")
+    dns(out)
+    assert [u["stage"] for u in probe.updates] == [1, 2]
+    # stage 1's teacher is the 3-output MixIT model, then 2-output students
+    assert probe.updates[0]["teacher_before"]["mask.1.weight"].shape[0] == \
+        3 * probe.updates[0]["teacher_after"]["mask.1.weight"].shape[0] // 2
+    trained = {1: probe.updates[0]["student_before"],
+               2: probe.updates[1]["student_before"],
+               3: probe.saves[-1]["student"]}
+    assert_equal(probe.evaluated[-1], trained[3])
+    assert [s["meta"]["stage"] for s in probe.saves] == [1, 2, 3]
+    assert [s["meta"]["end_of_stage"] for s in probe.saves] == [True] * 3
+    for stage in (1, 2, 3):
+        dns(out, "--test_only", test_stage=stage)
+        assert_equal(probe.evaluated[-1], trained[stage])
+        assert os.path.isfile(os.path.join(out, f"stage{stage}",
+                                           "test_results.csv"))
+    with pytest.raises(ValueError, match="no checkpoint of that stage"):
+        dns(out, "--test_only", test_stage=4)
+
+    resumed = Probe(monkeypatch, [(2, 2), ("update", 3), (3, 1)])
+    out_r = str(tmp_path / "resumed")
+    for _ in range(3):
+        with pytest.raises(KeyboardInterrupt):
+            dns(out_r, ckpt_interval_steps=1)
+    assert not resumed.kills
+    dns(out_r, ckpt_interval_steps=1)
+    a, b = final_states(out), final_states(out_r)
+    assert_equal(a[0], b[0])
+    assert_equal(a[1], b[1])
+    assert a[2] == b[2]

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from speechbrain_remix.brains.base import separate
+from speechbrain_remix.apply import separate
 from speechbrain_remix.losses import source_loss
 from speechbrain_remix.models import SudoRmRf
 from speechbrain_remix.remix import (

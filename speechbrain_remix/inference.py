@@ -25,7 +25,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.checkpoints import Checkpointer, average_checkpoints
 
-from speechbrain_remix.brains.base import separate
+from speechbrain_remix.apply import separate
 from speechbrain_remix.data import read_audio
 
 

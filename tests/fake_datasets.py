@@ -7,13 +7,18 @@ import numpy as np
 import soundfile as sf
 
 
-def write_wav(path, seconds, rate=16000, seed=0, channels=1):
+def write_wav(path, seconds, rate=16000, seed=0, channels=1, gain=0.1,
+              nan=False, subtype=None):
+    """White noise at ``gain`` (0: digital silence); ``nan``: one NaN
+    sample (then a float wav, which can hold it)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     rng = np.random.default_rng(seed)
     shape = (int(seconds * rate), channels) if channels > 1 else (
         int(seconds * rate),)
-    sf.write(path, (0.1 * rng.standard_normal(shape)).astype(np.float32),
-             rate)
+    data = (gain * rng.standard_normal(shape)).astype(np.float32)
+    if nan:
+        data[len(data) // 2] = np.nan
+    sf.write(path, data, rate, subtype="FLOAT" if nan else subtype)
     return path
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from speechbrain_remix.brains.base import separate
+from speechbrain_remix.apply import separate
 from speechbrain_remix.models.conformer import ConformerMasker
 
 TINY = dict(num_layers=1, d_model=32, nhead=2, d_ffn=64, norm_groups=4)

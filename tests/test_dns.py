@@ -109,3 +109,24 @@ def test_recipe_runs_a_tiny_epoch(dns, tmp_path, hparams, extra):
     ))
     assert summary["mixture"]["si_sdri"] == 0.0
     assert os.path.isfile(tmp_path / "out" / "test_results.csv")
+
+
+def test_silent_noise_is_never_paired_and_nan_is_named(tmp_path):
+    root = make_dns(str(tmp_path / "DNS"), n_clean=6)
+    silent = write_wav(str(tmp_path / "DNS/datasets/noise/noise_class_1.wav"),
+                       1.2, gain=0.0)
+    out = str(tmp_path / "out")
+    prepare_dns(root, out, n_valid=1)
+    assert [r["ID"] for r in rows(f"{out}/noise.csv")] == [
+        "noise_class_0", "noise_class_2", "noise_class_3"]
+    pairs = rows(f"{out}/train.csv") + rows(f"{out}/valid.csv")
+    assert len(pairs) == 6 and all(r["noise_wav"] != silent for r in pairs)
+    with open(os.path.join(out, "skipped_silent.txt")) as f:
+        assert f.read().split() == [silent]
+    bad = write_wav(str(tmp_path / "DNS/datasets/test_set/synthetic/"
+                        "with_reverb/clean/clean_fileid_1.wav"), 1.5,
+                    nan=True)
+    with pytest.raises(DataError, match="NaN or inf") as err:
+        prepare_dns(root, out, n_valid=2)  # other options: prepared again
+    assert bad in str(err.value)
+    assert not os.path.exists(os.path.join(out, "prepare_done.json"))

@@ -6,8 +6,9 @@ from conftest import TINY_MODEL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechbrain_remix.brains.base import load_pretrained, normalize, separate
+from speechbrain_remix.apply import normalize, separate
 from speechbrain_remix.models import SudoRmRf
+from speechbrain_remix.pretrained import load_pretrained
 
 TINY = TINY_MODEL
 

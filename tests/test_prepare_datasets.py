@@ -16,6 +16,7 @@ from fake_datasets import (
 )
 
 from speechbrain_remix.data import DataError, make_dataset
+from speechbrain_remix.prepare.common import SKIPPED_FILE
 from speechbrain_remix.prepare.librifsd50k import prepare_librifsd50k
 from speechbrain_remix.prepare.vctk import prepare_vctk
 from speechbrain_remix.prepare.wham import prepare_wham
@@ -180,3 +181,100 @@ def test_wsjmix_simulation(tmp_path):
     with pytest.raises(DataError, match="fewer than two speakers"):
         prepare_wsjmix(str(tmp_path / "empty"), os.path.join(root, "CHiME3"),
                        str(tmp_path / "o"), n_mixtures=(1, 1, 1))
+
+
+def skipped(out):
+    with open(os.path.join(out, SKIPPED_FILE)) as f:
+        return f.read().split("\n")[:-1]
+
+
+def test_wham_silent_file_drops_its_row_and_nan_is_named(tmp_path):
+    root = make_wham(str(tmp_path / "wham"))
+    name = "400o030a_1.2_200o0310_-1.2.wav"
+    silent = write_wav(os.path.join(root, "wav16k/min/tr/noise", name), 1.5,
+                       gain=0.0)
+    out = str(tmp_path / "out")
+    prepare_wham(root, out)
+    for manifest in ("train.csv", "train_mix80.csv", "train_noise20.csv",
+                     "noise.csv"):
+        assert all(r["ID"] != name[:-4] and r["noise_wav"] != silent
+                   for r in rows(f"{out}/{manifest}")), manifest
+    assert len(rows(f"{out}/train.csv")) == 5
+    assert skipped(out) == [silent]
+    bad = write_wav(os.path.join(root, "wav16k/min/cv/s1", name), 1.5,
+                    nan=True)
+    with pytest.raises(DataError, match="NaN or inf") as err:
+        prepare_wham(root, str(tmp_path / "out2"))
+    assert bad in str(err.value)
+
+
+def test_vctk_silent_reference_drops_the_pair(tmp_path):
+    root = make_vctk(str(tmp_path / "vctk"))
+    write_wav(os.path.join(root, "clean_testset_wav", "p232_001.wav"), 1.5,
+              rate=48000, gain=0.0)
+    out = str(tmp_path / "out")
+    prepare_vctk(root, out)
+    assert [r["ID"] for r in rows(f"{out}/test.csv")] == [
+        "p232_000", "p232_002", "p232_003"]
+    assert [r["ID"] for r in rows(f"{out}/mixtures.csv")] == [
+        "p232_000", "p232_002", "p232_003"]
+    # the resampled copy is what is checked and listed
+    assert skipped(out) == [os.path.join(out, "resampled", "clean",
+                                         "p232_001.wav")]
+
+
+def test_fuss_silent_source_is_left_out_of_its_mixture(tmp_path):
+    from fake_datasets import make_fuss
+
+    from speechbrain_remix.prepare.fuss import prepare_fuss
+
+    root = make_fuss(str(tmp_path / "fuss_dev"))
+    silent = write_wav(os.path.join(
+        root, "ssdata", "eval", "example00003_sources",
+        "foreground1_sound.wav"), 1.5, gain=0.0)
+    out = str(tmp_path / "out")
+    prepare_fuss(root, out)
+    test = rows(f"{out}/test.csv")
+    assert [len(r["source_wavs"].split(";")) for r in test] == [1, 2, 3, 3]
+    assert silent not in test[3]["source_wavs"]
+    assert skipped(out) == [silent]
+
+
+def test_librifsd50k_silent_utterance_is_never_mixed(lfsd_sources,
+                                                       tmp_path):
+    libri, fsd = lfsd_sources
+    silent = write_wav(os.path.join(libri, "test-clean", "120", "200",
+                                    "120-200-0000.flac"), 1.5, gain=0.0)
+    out = str(tmp_path / "out")
+    # 8 test mixtures from 4 utterances: the silent one is drawn twice
+    prepare_librifsd50k(libri, fsd, out, n_mixtures=(6, 2, 8))
+    test = rows(f"{out}/test.csv")
+    assert len(test) == 6
+    assert all(r["clean_wav"] != silent for r in test)
+    assert skipped(out) == [silent]
+
+
+def test_command_line_reports_data_error_in_one_line(tmp_path, capsys):
+    from speechbrain_remix.prepare.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["vctk", "--data_folder", str(tmp_path),
+              "--save_folder", str(tmp_path / "out")])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "not the VCTK-DEMAND" in err
+
+
+def test_wsjmix_draw_with_a_silent_file_is_skipped(tmp_path):
+    from speechbrain_remix.prepare.common import Preparation
+    from speechbrain_remix.prepare.wsjmix import load
+
+    prep = Preparation(str(tmp_path), {})
+    good = write_wav(str(tmp_path / "a.wav"), 0.5)
+    silent = write_wav(str(tmp_path / "b.wav"), 0.5, gain=0.0)
+    assert load(good, 8000, prep).shape == (4000,)  # resampled
+    assert load(silent, 8000, prep) is None
+    assert prep.silent_files == [silent]
+    with pytest.raises(DataError, match="NaN or inf"):
+        load(write_wav(str(tmp_path / "c.wav"), 0.5, nan=True), 8000, prep)

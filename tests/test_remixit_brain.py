@@ -10,7 +10,7 @@ import speechbrain as sb
 import torch
 from test_brains import build
 
-from speechbrain_remix.brains.base import normalize, separate
+from speechbrain_remix.apply import normalize, separate
 from speechbrain_remix.data import DataError, make_dataset
 from speechbrain_remix.losses import si_sdr
 from speechbrain_remix.remix import random_permutation, speech_and_noise

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speechbrain_remix.losses import si_sdr
-from speechbrain_remix.separation_metrics import (
+from speechbrain_remix.metrics.fuss import (
     assign,
     fuss_summary,
     mixture_score,

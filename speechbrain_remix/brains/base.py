@@ -1,216 +1,36 @@
-"""The shared part of every training scheme: how a model is applied, how
-batches are cropped, the learning-rate schedule, checkpoint selection and
-the one evaluation path (per-utterance ``test_results.csv``, a summary
-table, enhanced wavs).
+"""The shared part of every training scheme: how batches are cropped,
+the learning-rate schedule, skipped batches, checkpoint saving and
+selection, and the one evaluation path (per-utterance
+``test_results.csv``, a summary table, enhanced wavs, figures).
+
+How a model is applied lives in :mod:`speechbrain_remix.apply` (re-exported
+here: ``normalize``, ``separate``), loading trained weights in
+:mod:`speechbrain_remix.pretrained`, the metric sets in
+:mod:`speechbrain_remix.metrics` and what is written for people in
+:mod:`speechbrain_remix.reporting`.
 
 A scheme subclasses :class:`EnhancementBrain` and implements
 ``compute_forward`` / ``compute_objectives`` for the TRAIN and VALID
 stages and ``systems()`` for evaluation.
 """
 
-import csv
 import logging
 import math
 import os
 
-import numpy as np
 import soundfile as sf
 import speechbrain as sb
 import torch
-from speechbrain.utils.checkpoints import Checkpointer
 
-from speechbrain_remix import plots
-from speechbrain_remix.consistency import mixture_consistency
+from speechbrain_remix import reporting
+from speechbrain_remix.apply import normalize, separate  # noqa: F401
 from speechbrain_remix.data import DataError, random_crop
-from speechbrain_remix.losses import si_sdr
+from speechbrain_remix.metrics import eval_metrics, metric_set  # noqa: F401
+from speechbrain_remix.pretrained import load_pretrained  # noqa: F401
 from speechbrain_remix.rng import CheckpointableGenerator
-from speechbrain_remix.separation_metrics import assign, mixture_score
 from speechbrain_remix.teacher import unwrap
 
 logger = logging.getLogger(__name__)
-
-METRICS = ("si_sdr", "si_sdri", "pesq", "stoi")
-FUSS_METRICS = ("1S", "2Si", "3Si", "4Si", "MSi", "TRF")
-
-
-def eval_metrics(hparams):
-    """The metric set a YAML asks for: ``enhancement`` (default),
-    ``separation`` (speakers among the references, with permutation
-    solving) or ``fuss`` (universal separation)."""
-    get = hparams.get if isinstance(hparams, dict) else (
-        lambda key, default=None: getattr(hparams, key, default))
-    return get("eval_metrics", "enhancement")
-
-
-
-def normalize(mixture, eps=1e-9):
-    """Zero-mean, unit-std mixtures (Section III-D of RemixIT).
-
-    Returns the normalized mixture and the ``(mean, std)`` to undo it.
-    """
-    mean = mixture.mean(dim=-1, keepdim=True)
-    std = mixture.std(dim=-1, keepdim=True, unbiased=False) + eps
-    return (mixture - mean) / std, (mean, std)
-
-
-def separate(model, mixture, rescale=True):
-    """Applies a separation model the way every scheme here does.
-
-    The mixture is normalized (mean/std, Section III-D of RemixIT), the
-    model's ``M`` outputs are projected to sum to it (Eq. 1), and, with
-    ``rescale``, brought back to the mixture's scale so that they add up to
-    the input mixture itself.
-
-    Arguments
-    ---------
-    model : torch.nn.Module
-        Maps ``[B, T]`` to ``[B, M, T]``.
-    mixture : torch.Tensor
-        ``[B, T]``.
-    rescale : bool
-        Return estimates in the mixture's scale (else in the normalized
-        domain, where they sum to the normalized mixture).
-
-    Returns
-    -------
-    torch.Tensor
-        ``[B, M, T]`` estimates.
-
-    Example
-    -------
-    >>> model = lambda x: torch.stack([0.5 * x, 0.1 * x], 1)
-    >>> mix = torch.randn(2, 100) * 3 + 1
-    >>> torch.allclose(separate(model, mix).sum(1), mix, atol=1e-4)
-    True
-    """
-    x, (mean, std) = normalize(mixture)
-    estimates = mixture_consistency(model(x), x)
-    if not rescale:
-        return estimates
-    n_src = estimates.shape[1]
-    return estimates * std.unsqueeze(1) + mean.unsqueeze(1) / n_src
-
-
-def load_pretrained(model, source, key="model"):
-    """Loads weights from a checkpoint folder, a checkpoint or a file.
-
-    Arguments
-    ---------
-    model : torch.nn.Module
-        Receives the weights.
-    source : str
-        A ``.ckpt``/``.pt`` state-dict file, a SpeechBrain checkpoint
-        directory (``CKPT+...``) or a ``save`` folder holding several
-        (the one with the lowest ``valid_loss`` that holds ``key``, as
-        ``train.py`` selects it, else the most recent).
-    key : str
-        The recoverable's name in the checkpoint (``model`` for supervised
-        and MixIT runs, ``student`` for RemixIT runs).
-
-    Returns
-    -------
-    str
-        The file the weights came from.
-    """
-    path = source
-    if os.path.isdir(source):
-        candidate = os.path.join(source, f"{key}.ckpt")
-        if os.path.isfile(candidate):
-            path = candidate
-        else:
-            # the checkpoint the teacher's own run selected: the lowest
-            # validation loss (a "last"-selected run keeps only one)
-            has_key = lambda c: key in c.paramfiles  # noqa: E731
-            finder = Checkpointer(source)
-            ckpt = finder.find_checkpoint(
-                min_key="valid_loss", ckpt_predicate=has_key
-            ) or finder.find_checkpoint(ckpt_predicate=has_key)
-            if ckpt is None:
-                raise FileNotFoundError(
-                    f"{source}: no checkpoint with a '{key}' model; train "
-                    "the teacher first (see the README) or point "
-                    "teacher_source to its save folder or .ckpt file"
-                )
-            path = str(ckpt.paramfiles[key])
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{source}: pretrained model not found; train the teacher first "
-            "(see the README) or fix teacher_source"
-        )
-    state = torch.load(path, map_location="cpu")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise RuntimeError(
-            f"{path}: weights do not fit the configured model; make the "
-            f"model hyperparameters match the ones it was trained with "
-            f"({err})"
-        ) from err
-    return path
-
-
-def enhancement_metrics(estimate, clean, mixture, sample_rate):
-    """SI-SDR, SI-SDR improvement, PESQ (wide band at 16 kHz) and STOI.
-
-    All inputs are 1-D tensors of the same length.  PESQ is NaN where the
-    reference has no detectable speech.
-    """
-    from pesq import pesq as pesq_fn
-    from pystoi import stoi as stoi_fn
-
-    value = si_sdr(estimate, clean).item()
-    base = si_sdr(mixture, clean).item()
-    ref, deg = clean.numpy().astype(np.float64), estimate.numpy()
-    mode = "wb" if sample_rate == 16000 else "nb"
-    try:
-        pesq_value = pesq_fn(sample_rate, ref, deg.astype(np.float64), mode)
-    except Exception as err:  # NoUtterancesError, buffer too short...
-        logger.warning("PESQ undefined (%s); recording NaN", err)
-        pesq_value = math.nan
-    stoi_value = stoi_fn(ref, deg, sample_rate, extended=False)
-    return {
-        "si_sdr": value,
-        "si_sdri": value - base,
-        "pesq": pesq_value,
-        "stoi": float(stoi_value),
-    }
-
-
-def average(rows, metrics=METRICS):
-    """Mean of each metric over utterances (NaN values skipped: undefined
-    PESQ, or metrics that do not apply to an utterance)."""
-    out = {}
-    for m in metrics:
-        values = np.array([r[m] for r in rows], dtype=float)
-        out[m] = float(np.nanmean(values)) if np.isfinite(values).any() \
-            else float("nan")
-    return out
-
-
-def write_results(path, rows, metrics=METRICS):
-    """Per-utterance results CSV (``ID`` + metrics) with a final ``avg``."""
-    avg = average(rows, metrics)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["ID", *metrics])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt(row[k]) for k in ["ID", *metrics]})
-        writer.writerow({"ID": "avg", **{m: _fmt(v) for m, v in avg.items()}})
-    return avg
-
-
-def _fmt(value):
-    return f"{value:.4f}" if isinstance(value, float) else value
-
-
-def format_table(summary, metrics=METRICS):
-    """A fixed-width text table of ``{system: {metric: value}}``."""
-    lines = [f"{'system':<10}" + "".join(f"{m:>10}" for m in metrics)]
-    for name, avg in summary.items():
-        lines.append(
-            f"{name:<10}" + "".join(f"{avg[m]:>10.3f}" for m in metrics)
-        )
-    return "\n".join(lines)
 
 
 class _SkipBatch(Exception):
@@ -500,8 +320,7 @@ class EnhancementBrain(sb.Brain):
         loader = sb.dataio.dataloader.make_dataloader(self.selection_set,
                                                       batch_size=1)
         self.modules.eval()
-        needed = "sources" if eval_metrics(self.hparams) != "enhancement" \
-            else "clean"
+        needed = self.metric_set.reference
         for batch in loader:
             if not hasattr(batch, needed):
                 raise DataError(
@@ -514,7 +333,7 @@ class EnhancementBrain(sb.Brain):
             rows.append(self.test_item(estimate[0, ..., :n].float().cpu(),
                                        batch, 0, n))
         self.test_rows = saved_rows
-        return average(rows, self.metrics)[name]
+        return reporting.average(rows, self.metrics)[name]
 
     def n_averaged(self):
         return int(getattr(self.hparams, "average_checkpoints", 0) or 0)
@@ -564,7 +383,7 @@ class EnhancementBrain(sb.Brain):
         the input mixture always comes first.  For FUSS metrics: the model's
         outputs ``[B, N, T]`` only."""
         model = self.modules[self.model_key]
-        if eval_metrics(self.hparams) in ("fuss", "separation"):
+        if self.metric_set.separated:
             return {self.model_key: lambda mix: separate(model, mix)}
         return {
             "mixture": lambda mix: mix,
@@ -577,50 +396,26 @@ class EnhancementBrain(sb.Brain):
         mix = batch.mix.data.to(self.device)
         return self.eval_systems[self.eval_system](mix)
 
-    # Two metric sets share this path: enhancement (SI-SDR, SI-SDRi, PESQ,
-    # STOI of the speech output against the clean reference) and, with
-    # ``eval_metrics: fuss``, universal separation (1S, kSi, MSi, TRF of all
-    # outputs against the reference sources, with permutation solving).
+    @property
+    def metric_set(self):
+        """The YAML's metric set (:mod:`speechbrain_remix.metrics`)."""
+        if getattr(self, "_metric_set", None) is None:
+            self._metric_set = metric_set(self.hparams)
+        return self._metric_set
 
     @property
     def metrics(self):
         """Names of the per-utterance metrics (test_results.csv columns)."""
-        return FUSS_METRICS if eval_metrics(self.hparams) == "fuss" else METRICS
+        return self.metric_set.names
 
     @classmethod
     def test_columns(cls, hparams):
         """Audio columns the test manifest needs under ``hparams``."""
-        if eval_metrics(hparams) in ("fuss", "separation"):
-            return ("mix_wav", "source_wavs")
-        return ("mix_wav", "clean_wav")
+        return metric_set(hparams).columns
 
     def test_item(self, estimate, batch, b, length):
         """Metrics of utterance ``b`` (its first ``length`` samples)."""
-        mix = batch.mix.data[b, :length]
-        kind = eval_metrics(self.hparams)
-        if kind == "enhancement":
-            return enhancement_metrics(
-                estimate, batch.clean.data[b, :length], mix,
-                self.hparams.sample_rate,
-            )
-        if kind == "separation":  # the first n_speakers references
-            refs = batch.sources.data[b, : self.hparams.n_speakers, :length]
-            _, order = assign(estimate, refs, return_order=True)
-            rows = [enhancement_metrics(estimate[i], ref, mix,
-                                        self.hparams.sample_rate)
-                    for i, ref in zip(order, refs)]
-            return {m: float(np.nanmean([r[m] for r in rows]))
-                    for m in METRICS}
-        k, score = mixture_score(estimate, batch.sources.data[b, :, :length],
-                                 mix)
-        row = dict.fromkeys(FUSS_METRICS, float("nan"))
-        if k == 1:
-            row["1S"] = score
-        elif k > 1:
-            row[f"{k}Si"] = row["MSi"] = score
-        if k:
-            row["TRF"] = score  # every scored mixture
-        return row
+        return self.metric_set.score(estimate, batch, b, length)
 
     def test_objectives(self, estimate, batch):
         lengths = torch.round(batch.mix.lengths * batch.mix.data.shape[1])
@@ -665,42 +460,21 @@ class EnhancementBrain(sb.Brain):
             fname = ("test_results.csv" if name == self.evaluated_model()
                      else f"test_results_{name}.csv")
             results[name] = os.path.join(self.results_folder(), fname)
-            summary[name] = average(self.test_rows, self.metrics)
+            summary[name] = reporting.average(self.test_rows, self.metrics)
             # every rank evaluates the whole (unsharded) test set; one writes
             if sb.utils.distributed.if_main_process():
-                write_results(results[name], self.test_rows, self.metrics)
+                reporting.write_results(results[name], self.test_rows,
+                                        self.metrics)
         if sb.utils.distributed.if_main_process():
-            with open(
-                os.path.join(self.results_folder(), "summary.csv"), "w",
-                newline="",
-            ) as f:
-                writer = csv.writer(f)
-                writer.writerow(["ID", *self.metrics])
-                for name, avg in summary.items():
-                    writer.writerow(
-                        [name, *(f"{avg[m]:.4f}" for m in self.metrics)])
-            table = format_table(summary, self.metrics)
-            print("\nTest results (" + self.results_folder() + ")\n"
-                  + table, flush=True)
-            self.write_figures(results)
+            folder = self.results_folder()
+            reporting.write_summary(os.path.join(folder, "summary.csv"),
+                                    summary, self.metrics)
+            print(f"\nTest results ({folder})\n"
+                  + reporting.format_table(summary, self.metrics), flush=True)
+            reporting.write_figures(
+                folder, self.hparams.train_logger.save_file, results,
+                self.examples, self.hparams.sample_rate, self.metrics)
         return summary
-
-    def write_figures(self, results):
-        """Training curves, SI-SDRi histogram and example spectrograms."""
-        out = self.results_folder()
-        log = self.hparams.train_logger.save_file
-        if os.path.isfile(log):
-            plots.plot_training_curves(log, os.path.join(out, "training.png"))
-        if "si_sdri" not in self.metrics:
-            return  # enhancement figures only
-        systems = {k: v for k, v in results.items() if k != "mixture"}
-        plots.plot_sisdri_histogram(systems, os.path.join(out, "si_sdri.png"))
-        if not all(k in self.examples for k in ["clean", *results]):
-            return  # separated sources: no single enhanced signal to show
-        plots.plot_spectrograms(
-            {k: self.examples[k] for k in ["clean", *results]},
-            self.hparams.sample_rate, os.path.join(out, "spectrograms.png"),
-        )
 
     def results_folder(self):
         """Where evaluation writes results, enhanced wavs and figures."""

@@ -7,10 +7,11 @@ import logging
 import speechbrain as sb
 import torch
 
-from speechbrain_remix.brains.base import load_pretrained, separate
+from speechbrain_remix.apply import separate
 from speechbrain_remix.brains.teacher_student import TeacherStudentBrain
 from speechbrain_remix.data import NoisePool
 from speechbrain_remix.losses import source_loss
+from speechbrain_remix.pretrained import load_pretrained
 from speechbrain_remix.remix import (
     bootstrap_remix,
     random_permutation,

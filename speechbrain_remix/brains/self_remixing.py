@@ -25,7 +25,7 @@ import copy
 import speechbrain as sb
 import torch
 
-from speechbrain_remix.brains.base import eval_metrics, normalize, separate
+from speechbrain_remix.apply import normalize, separate
 from speechbrain_remix.brains.teacher_student import TeacherStudentBrain
 from speechbrain_remix.consistency import mixture_consistency
 from speechbrain_remix.losses import (
@@ -35,6 +35,7 @@ from speechbrain_remix.losses import (
     si_sdr,
     zero_reference_snr_loss,
 )
+from speechbrain_remix.metrics import eval_metrics
 from speechbrain_remix.remix import (
     channel_permutations,
     channel_shuffle,

@@ -4,13 +4,16 @@
         --save_folder results/dns_manifests
 
 Options are the function's arguments; list values take several words
-(``--n_mixtures 45602 3000 3081``).
+(``--n_mixtures 45602 3000 3081``).  Bad data ends the command with a
+one-line message naming the file and the fix (exit status 1).
 """
 
 import argparse
 import importlib
 import inspect
 import sys
+
+from speechbrain_remix.prepare.common import run_command
 
 PREPARATIONS = {
     "demo": "speechbrain_remix.prepare.demo:prepare_demo",
@@ -53,7 +56,7 @@ def main(argv=None):
         else:
             parser.add_argument(f"--{name}", type=type(default),
                                 default=default)
-    function(**vars(parser.parse_args(argv[1:])))
+    run_command(parser, function, argv[1:])
     return 0
 
 

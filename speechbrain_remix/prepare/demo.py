@@ -15,6 +15,9 @@ Manifests written to ``data_folder`` (paths as ``$data_root/...``):
 ``B_test.csv``                   mix, clean, noise (evaluation)
 ``A_noise.csv``/``B_noise.csv``  noise only (MixIT, Eq. 17)
 ========================  ==========================================
+
+Every source file is checked (NaN/inf: an error; silent: left out and
+listed in ``skipped_silent.txt``), and so is every file written.
 """
 
 import glob
@@ -25,19 +28,14 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from speechbrain_remix.data import DataError, read_audio, write_manifest
-from speechbrain_remix.prepare.common import already_prepared, mark_prepared
+from speechbrain_remix.data import DataError, read_audio
+from speechbrain_remix.prepare.common import Preparation
 from speechbrain_remix.prepare.mixing import add_noise, write_mixture
 
 logger = logging.getLogger(__name__)
 MIX_FIELDS = ["ID", "duration", "mix_wav", "clean_wav", "noise_wav"]
 NOISE_FIELDS = ["ID", "duration", "noise_wav"]
 DOMAINS = {"A": "music", "B": "env"}
-LABELLED = ("mix_wav", "clean_wav")
-MANIFESTS = {"A_train.csv": LABELLED, "A_valid.csv": LABELLED,
-             "B_test.csv": LABELLED, "B_train.csv": ("mix_wav",),
-             "B_valid.csv": ("mix_wav",), "A_noise.csv": ("noise_wav",),
-             "B_noise.csv": ("noise_wav",)}
 
 
 def prepare_demo(
@@ -77,10 +75,13 @@ def prepare_demo(
                    snr_range=list(snr_range), seed=seed,
                    sample_rate=sample_rate,
                    source=os.path.abspath(source_folder))
-    if already_prepared(data_folder, options, MANIFESTS):
-        logger.info("Demo data already prepared in %s, skipping", data_folder)
+    prep = Preparation(data_folder, options)
+    if prep.done():
         return
     speech = {s: _list(source_folder, f"speech/{s}") for s in ("train", "test")}
+    prep.start()
+    speech = {s: prep.keep(files, os.path.join(source_folder, "speech", s))
+              for s, files in speech.items()}
     rng = np.random.default_rng(seed)
     train_speech = [speech["train"][i]
                     for i in rng.permutation(len(speech["train"]))]
@@ -93,23 +94,25 @@ def prepare_demo(
         )
     pools = {"A": train_speech[:half], "B": train_speech[half:]}
     for key, domain in DOMAINS.items():
-        noise_train = _list(source_folder, f"noise/{domain}/train")
-        mixes = _mix(pools[key][:need], noise_train, data_folder,
-                     f"{key}_train", sample_rate, snr_range, rng)
+        sub = f"noise/{domain}/train"
+        noise_train = prep.keep(_list(source_folder, sub),
+                                os.path.join(source_folder, sub))
+        mixes = prep.screen(_mix(pools[key][:need], noise_train, data_folder,
+                                 f"{key}_train", sample_rate, snr_range, rng),
+                            f"{key} mixtures")
         labelled = key == "A"
         fields = MIX_FIELDS if labelled else MIX_FIELDS[:3]
-        write_manifest(os.path.join(data_folder, f"{key}_train.csv"),
-                       mixes[:n_train], fields)
-        write_manifest(os.path.join(data_folder, f"{key}_valid.csv"),
-                       mixes[n_train:], fields)
-        noise_rows = _copy_noise(noise_train, data_folder, key, sample_rate)
-        write_manifest(os.path.join(data_folder, f"{key}_noise.csv"),
-                       noise_rows, NOISE_FIELDS)
-    noise_test = _list(source_folder, f"noise/{DOMAINS['B']}/test")
+        prep.write(f"{key}_train.csv", mixes[:n_train], fields)
+        prep.write(f"{key}_valid.csv", mixes[n_train:], fields)
+        prep.write(f"{key}_noise.csv", _copy_noise(
+            noise_train, data_folder, key, sample_rate), NOISE_FIELDS)
+    sub = f"noise/{DOMAINS['B']}/test"
+    noise_test = prep.keep(_list(source_folder, sub),
+                           os.path.join(source_folder, sub))
     test = _mix(speech["test"][:n_test], noise_test, data_folder, "B_test",
                 sample_rate, snr_range, rng)
-    write_manifest(os.path.join(data_folder, "B_test.csv"), test, MIX_FIELDS)
-    mark_prepared(data_folder, options)
+    prep.write("B_test.csv", test, MIX_FIELDS)
+    prep.finish()
 
 
 def _list(root, sub):

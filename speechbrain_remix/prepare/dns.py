@@ -29,6 +29,10 @@ manifests.  Written to ``save_folder``:
 ``test.csv``                      150 synthetic test pairs, no reverb
 ``test_reverb.csv``               150 synthetic test pairs with reverb
 ================================  =========================================
+
+Every file is checked: NaN or inf samples are an error naming it; silent
+files are left out (a silent noise file is never paired) and listed in
+``save_folder/skipped_silent.txt``.
 """
 
 import logging
@@ -37,13 +41,11 @@ import re
 
 import numpy as np
 
-from speechbrain_remix.data import DataError, write_manifest
+from speechbrain_remix.data import DataError
 from speechbrain_remix.prepare.common import (
     NOISE_FIELDS,
-    already_prepared,
+    Preparation,
     list_audio,
-    mark_prepared,
-    write_split_manifests,
 )
 
 logger = logging.getLogger(__name__)
@@ -108,20 +110,17 @@ def prepare_dns(
     options = dict(data_folder=os.path.abspath(data_folder),
                    sample_rate=sample_rate, n_valid=n_valid,
                    noise_fraction=noise_fraction, seed=seed)
-    pairs, mix = ("clean_wav", "noise_wav"), ("mix_wav", "clean_wav")
-    manifests = {"train.csv": pairs, "valid.csv": pairs,
-                 "train_mix80.csv": pairs, "train_noise20.csv": ("noise_wav",),
-                 "noise.csv": ("noise_wav",), "test.csv": mix,
-                 "test_reverb.csv": mix}
-    if already_prepared(save_folder, options, manifests):
-        logger.info("DNS manifests already in %s, skipping", save_folder)
+    prep = Preparation(save_folder, options)
+    if prep.done():
         return
     root = dns_root(data_folder)
+    prep.start()
     resampled = os.path.join(save_folder, "resampled")
-    clean = list_audio(os.path.join(root, "clean"), sample_rate,
-                       os.path.join(resampled, "clean"))
-    noise = list_audio(os.path.join(root, "noise"), sample_rate,
-                       os.path.join(resampled, "noise"))
+    clean, noise = (
+        prep.keep(list_audio(os.path.join(root, part), sample_rate,
+                             os.path.join(resampled, part)),
+                  os.path.join(root, part))
+        for part in ("clean", "noise"))
     rng = np.random.default_rng(seed)
 
     rows = []
@@ -135,19 +134,17 @@ def prepare_dns(
     if len(rows) <= n_valid + 1:
         raise DataError(f"{root}/clean: {len(rows)} files, too few to hold "
                         f"out n_valid={n_valid}; lower n_valid")
-    os.makedirs(save_folder, exist_ok=True)
-    write_split_manifests(save_folder, rows[n_valid:], rows[:n_valid],
-                          PAIR_FIELDS, noise_fraction)
-    write = lambda name, r, f: write_manifest(  # noqa: E731
-        os.path.join(save_folder, name), r, f)
-    write("noise.csv", [{"ID": u, "duration": f"{s:.3f}", "noise_wav": p}
-                        for u, p, s in noise], NOISE_FIELDS)
+    prep.write_splits(rows[n_valid:], rows[:n_valid], PAIR_FIELDS,
+                      noise_fraction)
+    prep.write("noise.csv", [{"ID": u, "duration": f"{s:.3f}",
+                              "noise_wav": p} for u, p, s in noise],
+               NOISE_FIELDS)
     for name, sub in (("test.csv", "no_reverb"),
                       ("test_reverb.csv", "with_reverb")):
         folder = os.path.join(root, "test_set", "synthetic", sub)
-        write(name, synthetic_test_pairs(
+        prep.write(name, synthetic_test_pairs(
             folder, sample_rate, os.path.join(resampled, sub)), TEST_FIELDS)
-    mark_prepared(save_folder, options)
+    prep.finish()
 
 
 def synthetic_test_pairs(folder, sample_rate, resampled):

@@ -11,8 +11,10 @@
 * ``test_folder`` (optional): ``noisy/`` and ``clean/`` subfolders with
   files of the same names, for evaluation (``test.csv``).
 
-All audio must be mono at ``sample_rate``; files are checked as they are
-listed, so a bad file is named before any training starts.
+All audio must be mono at ``sample_rate``.  Every file is checked before
+any training starts: a bad header, or NaN/inf samples, is an error naming
+the file; a silent file is left out, counted, and listed in
+``data_folder/skipped_silent.txt``.
 
 Command line::
 
@@ -27,25 +29,74 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from speechbrain_remix.data import DataError, read_audio, write_manifest
+from speechbrain_remix.data import DataError, read_audio
 from speechbrain_remix.prepare.common import (
-    already_prepared,
+    NOISE_FIELDS,
+    Preparation,
     list_audio,
-    mark_prepared,
+    run_command,
 )
 from speechbrain_remix.prepare.mixing import add_noise, write_mixture
 
 logger = logging.getLogger(__name__)
+FIELDS = ["ID", "duration", "mix_wav"]
+# RemixIT remixes the mixtures of a batch with each other: a validation
+# set of one file gives a batch of one, so hold out at least two, and
+# keep at least two for training.
+MIN_SPLIT = 2
+MIN_RECORDINGS = 3
 
 
-def _split(items, valid_fraction, rng):
-    order = rng.permutation(len(items))
-    n_valid = max(1, int(round(valid_fraction * len(items))))
-    if len(items) <= n_valid:
-        raise DataError(f"need more than {n_valid} files to hold out "
-                        f"{valid_fraction:.0%} for validation")
-    return ([items[i] for i in order[n_valid:]],
-            [items[i] for i in order[:n_valid]])
+def split(rows, valid_fraction, rng, what, skipped=0):
+    """Random training and validation rows, ``valid_fraction`` of them
+    held out, but at least two whenever there are four rows or more.
+
+    Arguments
+    ---------
+    rows : list
+        What to split (at least three).
+    valid_fraction : float
+        Share held out for validation.
+    rng : numpy.random.Generator
+        Draws the split.
+    what : str
+        Names the rows in messages (e.g. their folder).
+    skipped : int
+        Rows already left out as silent, for the message when too few
+        remain.
+
+    Returns
+    -------
+    train, valid : list
+
+    Example
+    -------
+    >>> train, valid = split(list(range(12)), 0.1,
+    ...                      np.random.default_rng(0), "x")
+    >>> len(train), len(valid)
+    (10, 2)
+    """
+    n = len(rows)
+    if n < MIN_RECORDINGS:
+        silent = f" ({skipped} silent one(s) left out)" if skipped else ""
+        raise DataError(
+            f"{what}: {n} usable recording(s){silent}, need at least "
+            f"{MIN_RECORDINGS} (remixing needs two mixtures per batch, and "
+            "one more is held out for validation); add recordings"
+        )
+    n_valid = max(1, int(round(valid_fraction * n)))
+    if n_valid < MIN_SPLIT <= n - MIN_SPLIT:
+        logger.info("%s: %d files held out for validation instead of %d "
+                    "(%.0f%%): a validation batch needs two mixtures to "
+                    "remix", what, MIN_SPLIT, n_valid, 100 * valid_fraction)
+        n_valid = MIN_SPLIT
+    if n - n_valid < MIN_SPLIT:
+        raise DataError(f"{what}: holding out {valid_fraction:.0%} of {n} "
+                        f"for validation leaves fewer than {MIN_SPLIT} for "
+                        "training; lower valid_fraction")
+    order = rng.permutation(n)
+    return ([rows[i] for i in order[n_valid:]],
+            [rows[i] for i in order[:n_valid]])
 
 
 def prepare_folders(
@@ -72,9 +123,11 @@ def prepare_folders(
     sample_rate : int
         Rate every file must have.
     valid_fraction : float
-        Share of files held out for validation.
+        Share of files held out for validation (at least two files when
+        there are four or more: RemixIT remixes within a batch).
     n_mixtures : int
-        Supervised mixtures to synthesise from clean speech and noise.
+        Supervised mixtures to synthesise from clean speech and noise
+        (fewer when a noise excerpt is silent: such mixtures are skipped).
     snr_range : tuple of float
         SNR range (dB) of the synthesised mixtures.
     seed : int
@@ -86,48 +139,50 @@ def prepare_folders(
         return
     options = {k: v for k, v in locals().items() if k != "skip_prep"}
     options["snr_range"] = list(snr_range)
-    if already_prepared(data_folder, options, {}):
-        logger.info("%s already prepared, skipping", data_folder)
+    prep = Preparation(data_folder, options)
+    if prep.done():
         return
     if not (noisy_folder or clean_folder or test_folder):
         raise DataError("give at least one of noisy_folder, clean_folder "
                         "(with noise_folder) or test_folder")
-    os.makedirs(data_folder, exist_ok=True)
+    if clean_folder and not noise_folder:
+        raise DataError("clean_folder needs noise_folder to synthesise "
+                        "mixtures for a supervised teacher")
+    prep.start()
     rng = np.random.default_rng(seed)
-    fields = ["ID", "duration", "mix_wav"]
     if noisy_folder:
-        train, valid = _split(list_audio(noisy_folder, sample_rate),
-                              valid_fraction, rng)
-        for name, items in (("noisy_train", train), ("noisy_valid", valid)):
-            write_manifest(os.path.join(data_folder, f"{name}.csv"),
-                           [_row(uid, sec, mix_wav=p)
-                            for uid, p, sec in items], fields)
+        listed = _rows(noisy_folder, sample_rate, "mix_wav")
+        noisy = prep.screen(listed, noisy_folder)
+        train, valid = split(noisy, valid_fraction, rng, noisy_folder,
+                             skipped=len(listed) - len(noisy))
+        prep.write("noisy_train.csv", train, FIELDS)
+        prep.write("noisy_valid.csv", valid, FIELDS)
     if clean_folder:
-        if not noise_folder:
-            raise DataError("clean_folder needs noise_folder to synthesise "
-                            "mixtures for a supervised teacher")
-        noise = list_audio(noise_folder, sample_rate)
-        write_manifest(os.path.join(data_folder, "noise.csv"),
-                       [_row(uid, sec, noise_wav=p) for uid, p, sec in noise],
-                       ["ID", "duration", "noise_wav"])
-        clean = list_audio(clean_folder, sample_rate)
-        rows = _synthesise(clean, noise, data_folder, n_mixtures, snr_range,
-                           sample_rate, rng)
-        n_valid = max(1, int(round(valid_fraction * len(rows))))
-        sup = fields + ["clean_wav", "noise_wav"]
-        write_manifest(os.path.join(data_folder, "supervised_train.csv"),
-                       rows[n_valid:], sup)
-        write_manifest(os.path.join(data_folder, "supervised_valid.csv"),
-                       rows[:n_valid], sup)
+        noise = prep.write("noise.csv", _rows(noise_folder, sample_rate,
+                                              "noise_wav"), NOISE_FIELDS)
+        clean = prep.screen(_rows(clean_folder, sample_rate, "clean_wav"),
+                            clean_folder)
+        mixtures = prep.screen(
+            _synthesise(clean, noise, data_folder, n_mixtures, snr_range,
+                        sample_rate, rng), "synthesised mixtures")
+        train, valid = split(mixtures, valid_fraction, rng,
+                             f"{data_folder}/mixtures")
+        sup = FIELDS + ["clean_wav", "noise_wav"]
+        prep.write("supervised_train.csv", train, sup)
+        prep.write("supervised_valid.csv", valid, sup)
     if test_folder:
-        write_manifest(os.path.join(data_folder, "test.csv"),
-                       _pairs(test_folder, sample_rate),
-                       fields + ["clean_wav"])
-    mark_prepared(data_folder, options)
+        prep.write("test.csv", _pairs(test_folder, sample_rate),
+                   FIELDS + ["clean_wav"])
+    prep.finish()
 
 
 def _row(uid, seconds, **paths):
     return {"ID": uid, "duration": f"{seconds:.3f}", **paths}
+
+
+def _rows(folder, sample_rate, key):
+    return [_row(uid, sec, **{key: path})
+            for uid, path, sec in list_audio(folder, sample_rate)]
 
 
 def _pairs(test_folder, sample_rate):
@@ -149,13 +204,14 @@ def _pairs(test_folder, sample_rate):
 def _synthesise(clean, noise, data_folder, n_mixtures, snr_range,
                 sample_rate, rng):
     """Random speech + random noise excerpt at a random SNR, ``n_mixtures``
-    times."""
+    times (``clean``, ``noise``: screened manifest rows)."""
     rows = []
-    for k in tqdm(range(n_mixtures), desc="synthesising mixtures"):
-        _, speech_path, _ = clean[rng.integers(len(clean))]
-        _, noise_path, _ = noise[rng.integers(len(noise))]
-        speech = read_audio(speech_path, sample_rate).numpy()
-        wav = read_audio(noise_path, sample_rate).numpy()
+    for k in tqdm(range(n_mixtures), desc="synthesising mixtures",
+                  disable=None):
+        speech_row = clean[rng.integers(len(clean))]
+        noise_row = noise[rng.integers(len(noise))]
+        speech = read_audio(speech_row["clean_wav"], sample_rate).numpy()
+        wav = read_audio(noise_row["noise_wav"], sample_rate).numpy()
         mix, wav = add_noise(speech, wav, snr_range, rng)
         uid = f"mix{k:06d}"
         rows.append(_row(uid, len(speech) / sample_rate, **write_mixture(
@@ -175,7 +231,7 @@ def main(argv=None):
     parser.add_argument("--snr_range", type=float, nargs=2,
                         default=(-2.0, 20.0))
     parser.add_argument("--seed", type=int, default=1234)
-    prepare_folders(**vars(parser.parse_args(argv)))
+    run_command(parser, prepare_folders, argv)
 
 
 if __name__ == "__main__":

@@ -11,18 +11,19 @@ Every mixture (10 s, 16 kHz) holds one to four sources (``background0``,
 ``test.csv``) list ``mix_wav`` and the references as ``source_wavs``
 (``;``-separated): training from scratch reads only the mixtures; the
 supervised counterparts and the FUSS metrics read the references.
+Every file is checked: NaN or inf samples are an error naming it; a
+silent reference source is left out of ``source_wavs`` (what an absent
+source means in FUSS: the slots are zero-padded), a silent mixture's row
+is left out, and the silent files are listed in
+``save_folder/skipped_silent.txt``.
 """
 
 import glob
 import logging
 import os
 
-from speechbrain_remix.data import DataError, write_manifest
-from speechbrain_remix.prepare.common import (
-    already_prepared,
-    list_audio,
-    mark_prepared,
-)
+from speechbrain_remix.data import DataError
+from speechbrain_remix.prepare.common import Preparation, list_audio
 
 logger = logging.getLogger(__name__)
 SPLITS = {"train": "train", "valid": "validation", "test": "eval"}
@@ -50,17 +51,17 @@ def prepare_fuss(data_folder, save_folder, sample_rate=16000,
         return
     options = dict(data_folder=os.path.abspath(data_folder),
                    sample_rate=sample_rate, subset=subset)
-    manifests = {f"{name}.csv": ("mix_wav", "source_wavs")
-                 for name in SPLITS}
-    if already_prepared(save_folder, options, manifests):
-        logger.info("FUSS manifests already in %s, skipping", save_folder)
+    prep = Preparation(save_folder, options)
+    if prep.done():
         return
-    os.makedirs(save_folder, exist_ok=True)
-    for name, split in SPLITS.items():
-        folder = os.path.join(data_folder, subset, split)
+    folders = {name: os.path.join(data_folder, subset, split)
+               for name, split in SPLITS.items()}
+    for folder in folders.values():
         if not os.path.isdir(folder):
             raise DataError(f"{data_folder}: not FUSS; {folder} is missing "
                             "(point data_folder to fuss_dev)")
+    prep.start()
+    for name, folder in folders.items():
         rows = []
         for uid, path, seconds in list_audio_top(folder, sample_rate):
             sources = sorted(glob.glob(os.path.join(folder, f"{uid}_sources",
@@ -69,8 +70,8 @@ def prepare_fuss(data_folder, save_folder, sample_rate=16000,
                 raise DataError(f"{path}: no {uid}_sources/*.wav beside it")
             rows.append({"ID": uid, "duration": f"{seconds:.3f}",
                          "mix_wav": path, "source_wavs": ";".join(sources)})
-        write_manifest(os.path.join(save_folder, f"{name}.csv"), rows, FIELDS)
-    mark_prepared(save_folder, options)
+        prep.write(f"{name}.csv", rows, FIELDS, sparse_sources=True)
+    prep.finish()
 
 
 def list_audio_top(folder, sample_rate):

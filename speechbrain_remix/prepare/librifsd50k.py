@@ -18,7 +18,11 @@ an SNR uniform in ``snr_range`` (the paper gives no SNR; the default
 are virtual (synthesised when read), only the chosen FSD50K clips are
 resampled to 16 kHz into ``save_folder/resampled``.  Manifests:
 ``train.csv``, ``valid.csv``, ``test.csv``, ``train_mix80.csv``,
-``train_noise20.csv``, ``noise.csv`` (the training clips).
+``train_noise20.csv``, ``noise.csv`` (the training clips).  Every
+utterance and clip a mixture uses is checked: NaN or inf samples are an
+error naming the file; a mixture with a silent one is left out (so a set
+can have fewer than ``n_mixtures``) and the file listed in
+``save_folder/skipped_silent.txt``.
 """
 
 import csv
@@ -29,14 +33,12 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from speechbrain_remix.data import DataError, write_manifest
+from speechbrain_remix.data import DataError
 from speechbrain_remix.prepare.common import (
     NOISE_FIELDS,
-    already_prepared,
+    Preparation,
     find_audio,
-    mark_prepared,
     resample,
-    write_split_manifests,
 )
 
 logger = logging.getLogger(__name__)
@@ -136,13 +138,11 @@ def prepare_librifsd50k(
                    sample_rate=sample_rate, subsets=list(subsets),
                    n_mixtures=list(n_mixtures), snr_range=list(snr_range),
                    noise_fraction=noise_fraction, seed=seed)
-    pairs = ("clean_wav", "noise_wav")
-    manifests = {"train.csv": pairs, "valid.csv": pairs, "test.csv": pairs,
-                 "noise.csv": ("noise_wav",)}
-    if already_prepared(save_folder, options, manifests):
-        logger.info("LibriFSD50K manifests already in %s", save_folder)
+    prep = Preparation(save_folder, options)
+    if prep.done():
         return
     clips = fsd50k_clips(fsd50k_folder)
+    prep.start()
     rng = np.random.default_rng(seed)
     rows = {}
     for name, subset, clip_split, count in zip(
@@ -156,17 +156,15 @@ def prepare_librifsd50k(
         rows[name] = _mixtures(utterances, clips[clip_split], count,
                                snr_range, sample_rate, rng,
                                os.path.join(save_folder, "resampled"), name)
-    os.makedirs(save_folder, exist_ok=True)
-    write_split_manifests(save_folder, rows["train"], rows["valid"], FIELDS,
-                          noise_fraction)
-    write_manifest(os.path.join(save_folder, "test.csv"), rows["test"],
-                   FIELDS)
-    used = {r["noise_wav"]: r for r in rows["train"]}
-    write_manifest(os.path.join(save_folder, "noise.csv"),
-                   [{"ID": os.path.basename(p)[:-4], "duration": "%.3f" %
-                     (sf.info(p).frames / sample_rate), "noise_wav": p}
-                    for p in sorted(used)], NOISE_FIELDS)
-    mark_prepared(save_folder, options)
+    train = prep.write_splits(rows["train"], rows["valid"], FIELDS,
+                              noise_fraction)
+    prep.write("test.csv", rows["test"], FIELDS)
+    used = {r["noise_wav"] for r in train}
+    prep.write("noise.csv",
+               [{"ID": os.path.basename(p)[:-4], "duration": "%.3f" %
+                 (sf.info(p).frames / sample_rate), "noise_wav": p}
+                for p in sorted(used)], NOISE_FIELDS)
+    prep.finish()
 
 
 def _mixtures(utterances, clips, count, snr_range, sample_rate, rng,

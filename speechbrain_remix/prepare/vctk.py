@@ -10,18 +10,16 @@ Files are resampled to ``sample_rate`` into ``save_folder/resampled``.
 Manifests: ``test.csv`` (mixture + clean, for evaluation) and
 ``mixtures.csv`` (the same mixtures without references: what zero-shot
 adaptation trains on).  Note: the paper counts 586 test mixtures for its
-reference [55]; the public test set has 824, all of which are listed.
+reference [55]; the public test set has 824, all of which are listed
+(less any pair with a silent file: such files are left out and listed in
+``save_folder/skipped_silent.txt``; NaN or inf samples are an error).
 """
 
 import logging
 import os
 
-from speechbrain_remix.data import DataError, write_manifest
-from speechbrain_remix.prepare.common import (
-    already_prepared,
-    list_audio,
-    mark_prepared,
-)
+from speechbrain_remix.data import DataError
+from speechbrain_remix.prepare.common import Preparation, list_audio
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +43,8 @@ def prepare_vctk(data_folder, save_folder, sample_rate=16000,
         return
     options = dict(data_folder=os.path.abspath(data_folder),
                    sample_rate=sample_rate)
-    manifests = {"test.csv": ("mix_wav", "clean_wav"),
-                 "mixtures.csv": ("mix_wav",)}
-    if already_prepared(save_folder, options, manifests):
-        logger.info("VCTK manifests already in %s, skipping", save_folder)
+    prep = Preparation(save_folder, options)
+    if prep.done():
         return
     folders = {k: os.path.join(data_folder, f"{k}_testset_wav")
                for k in ("clean", "noisy")}
@@ -59,6 +55,7 @@ def prepare_vctk(data_folder, save_folder, sample_rate=16000,
             f"{', '.join(missing)}. Unpack clean_testset_wav.zip and "
             "noisy_testset_wav.zip there"
         )
+    prep.start()
     resampled = os.path.join(save_folder, "resampled")
     clean = {uid: path for uid, path, _ in list_audio(
         folders["clean"], sample_rate, os.path.join(resampled, "clean"))}
@@ -70,9 +67,7 @@ def prepare_vctk(data_folder, save_folder, sample_rate=16000,
                             f"{folders['clean']}")
         rows.append({"ID": uid, "duration": f"{seconds:.3f}",
                      "mix_wav": path, "clean_wav": clean[uid]})
-    os.makedirs(save_folder, exist_ok=True)
-    write_manifest(os.path.join(save_folder, "test.csv"), rows,
-                   ["ID", "duration", "mix_wav", "clean_wav"])
-    write_manifest(os.path.join(save_folder, "mixtures.csv"), rows,
-                   ["ID", "duration", "mix_wav"])
-    mark_prepared(save_folder, options)
+    rows = prep.write("test.csv", rows,
+                      ["ID", "duration", "mix_wav", "clean_wav"])
+    prep.write("mixtures.csv", rows, ["ID", "duration", "mix_wav"])
+    prep.finish()

@@ -11,18 +11,19 @@ resampled).  Manifests written to ``save_folder``: ``train.csv`` (``tr``),
 ``valid.csv`` (``cv``), ``test.csv`` (``tt``), ``train_mix80.csv`` /
 ``train_noise20.csv`` (mixtures and in-domain noise, Table II) and
 ``noise.csv`` (every training noise, out-of-domain noise for others).
+Every file is checked: NaN or inf samples are an error naming it; a row
+with a silent file is left out and the file listed in
+``save_folder/skipped_silent.txt``.
 """
 
 import logging
 import os
 
-from speechbrain_remix.data import DataError, write_manifest
+from speechbrain_remix.data import DataError
 from speechbrain_remix.prepare.common import (
     NOISE_FIELDS,
-    already_prepared,
+    Preparation,
     list_audio,
-    mark_prepared,
-    write_split_manifests,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,26 +74,22 @@ def prepare_wham(data_folder, save_folder, sample_rate=16000, mode="min",
     options = dict(data_folder=os.path.abspath(data_folder),
                    sample_rate=sample_rate, mode=mode,
                    noise_fraction=noise_fraction, seed=seed)
-    full = ("mix_wav", "clean_wav", "noise_wav")
-    manifests = {"train.csv": full, "valid.csv": full, "test.csv": full,
-                 "noise.csv": ("noise_wav",)}
-    if already_prepared(save_folder, options, manifests):
-        logger.info("WHAM! manifests already in %s, skipping", save_folder)
+    prep = Preparation(save_folder, options)
+    if prep.done():
         return
-    rows = {name: split_rows(wham_split_folder(data_folder, split, mode),
-                             sample_rate,
+    folders = {name: wham_split_folder(data_folder, split, mode)
+               for name, split in SPLITS.items()}
+    prep.start()
+    rows = {name: split_rows(folders[name], sample_rate,
                              os.path.join(save_folder, "resampled", split))
             for name, split in SPLITS.items()}
-    os.makedirs(save_folder, exist_ok=True)
-    write_split_manifests(save_folder, rows["train"], rows["valid"], FIELDS,
-                          noise_fraction)
-    write_manifest(os.path.join(save_folder, "test.csv"), rows["test"],
-                   FIELDS)
-    write_manifest(os.path.join(save_folder, "noise.csv"),
-                   [{"ID": r["ID"], "duration": r["duration"],
-                     "noise_wav": r["noise_wav"]} for r in rows["train"]],
-                   NOISE_FIELDS)
-    mark_prepared(save_folder, options)
+    train = prep.write_splits(rows["train"], rows["valid"], FIELDS,
+                              noise_fraction)
+    prep.write("test.csv", rows["test"], FIELDS)
+    prep.write("noise.csv", [{"ID": r["ID"], "duration": r["duration"],
+                              "noise_wav": r["noise_wav"]} for r in train],
+               NOISE_FIELDS)
+    prep.finish()
 
 
 def split_rows(folder, sample_rate, resampled):

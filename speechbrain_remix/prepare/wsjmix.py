@@ -21,7 +21,10 @@ images at equal power, and a noise excerpt at an SNR uniform in
 Written to ``save_folder``: ``<split>/{mix,s1,s2,noise}/<ID>.wav`` and the
 manifests ``train.csv``, ``valid.csv``, ``test.csv`` with ``mix_wav`` and
 ``source_wavs`` (``s1;s2;noise``: the reverberant speech images, then the
-noise).  The paper's sizes are 33,561 / 982 / 1,332 mixtures.
+noise).  The paper's sizes are 33,561 / 982 / 1,332 mixtures.  Every
+utterance and noise drawn is checked: NaN or inf samples are an error
+naming the file; a draw with a silent one is skipped (so a set can have
+fewer mixtures) and the file listed in ``save_folder/skipped_silent.txt``.
 """
 
 import glob
@@ -33,8 +36,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from speechbrain_remix.data import DataError, write_manifest
-from speechbrain_remix.prepare.common import already_prepared, mark_prepared
+from speechbrain_remix.data import DataError
+from speechbrain_remix.prepare.common import Preparation
 
 logger = logging.getLogger(__name__)
 SPLITS = {"train": "si_tr_s", "valid": "si_dt_05", "test": "si_et_05"}
@@ -56,8 +59,12 @@ def speakers(wsj_folder, split_dir):
     return out
 
 
-def load(path, sample_rate):
+def load(path, sample_rate, prep):
+    """The first channel of ``path`` at ``sample_rate``, or None when
+    ``prep`` finds the file silent."""
     wav, rate = sf.read(path, dtype="float64", always_2d=True)
+    if prep.silent(path, wav):
+        return None
     wav = wav[:, 0]
     if rate != sample_rate:
         g = np.gcd(rate, sample_rate)
@@ -146,15 +153,15 @@ def prepare_wsjmix(
                    sample_rate=sample_rate, n_mixtures=list(n_mixtures),
                    rt60_range=list(rt60_range), snr_range=list(snr_range),
                    jitter=jitter, seed=seed)
-    manifests = {f"{n}.csv": ("mix_wav", "source_wavs") for n in SPLITS}
-    if already_prepared(save_folder, options, manifests):
-        logger.info("WSJ-mix already in %s, skipping", save_folder)
+    prep = Preparation(save_folder, options)
+    if prep.done():
         return
     noises = sorted(glob.glob(os.path.join(chime3_folder, "**", "backgrounds",
                                            "*.wav"), recursive=True))
     if not noises:
         raise DataError(f"{chime3_folder}: no backgrounds/*.wav; point "
                         "chime3_folder to the CHiME-3 data")
+    prep.start()
     rng = np.random.default_rng(seed)
     for (name, split_dir), count in zip(SPLITS.items(), n_mixtures):
         pool = speakers(wsj_folder, split_dir)
@@ -164,8 +171,11 @@ def prepare_wsjmix(
             a, b = rng.choice(len(names), 2, replace=False)
             paths = [pool[names[i]][rng.integers(len(pool[names[i]]))]
                      for i in (a, b)]
-            utts = [load(p, sample_rate) for p in paths]
-            noise = load(noises[rng.integers(len(noises))], sample_rate)
+            utts = [load(p, sample_rate, prep) for p in paths]
+            noise = load(noises[rng.integers(len(noises))], sample_rate,
+                         prep)
+            if noise is None or any(u is None for u in utts):
+                continue  # a silent file: prep lists it, left_out counts
             mix, images, noise = simulate(utts, noise, rng, sample_rate,
                                           rt60_range, snr_range, jitter)
             peak = max(1.0, np.abs(mix).max() / 0.99)
@@ -187,6 +197,6 @@ def prepare_wsjmix(
                 "source_wavs": ";".join(files[p] for p in ("s1", "s2",
                                                            "noise")),
             })
-        write_manifest(os.path.join(save_folder, f"{name}.csv"), rows,
-                       FIELDS)
-    mark_prepared(save_folder, options)
+        prep.left_out(f"WSJ-mix {name}", count - len(rows), count)
+        prep.write(f"{name}.csv", rows, FIELDS)
+    prep.finish()

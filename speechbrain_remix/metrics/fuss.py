@@ -104,3 +104,32 @@ def fuss_summary(scores):
     out["MSi"] = mean([v for k, v in scores if k >= 2])
     out["TRF"] = mean([v for _, v in scores])
     return out
+
+
+FUSS_METRICS = ("1S", "2Si", "3Si", "4Si", "MSi", "TRF")
+
+
+class FussMetrics:
+    """The metric set of universal separation (FUSS): every output
+    ``[N, T]`` against the reference sources, one score per mixture in the
+    column of its number of active sources (:func:`mixture_score`)."""
+
+    names = FUSS_METRICS
+    reference = "sources"
+    columns = ("mix_wav", "source_wavs")
+    separated = True
+
+    def __init__(self, sample_rate=None, n_speakers=None):
+        self.sample_rate = sample_rate
+
+    def score(self, estimate, batch, b, length):
+        k, score = mixture_score(estimate, batch.sources.data[b, :, :length],
+                                 batch.mix.data[b, :length])
+        row = dict.fromkeys(FUSS_METRICS, float("nan"))
+        if k == 1:
+            row["1S"] = score
+        elif k > 1:
+            row[f"{k}Si"] = row["MSi"] = score
+        if k:
+            row["TRF"] = score  # every scored mixture
+        return row

@@ -1,0 +1,54 @@
+"""How every scheme applies a model to mixtures: mean/std normalization
+(Section III-D of RemixIT), mixture consistency (Eq. 1) and rescaling."""
+
+import torch  # noqa: F401 (doctests)
+
+from speechbrain_remix.consistency import mixture_consistency
+
+
+def normalize(mixture, eps=1e-9):
+    """Zero-mean, unit-std mixtures (Section III-D of RemixIT).
+
+    Returns the normalized mixture and the ``(mean, std)`` to undo it.
+    """
+    mean = mixture.mean(dim=-1, keepdim=True)
+    std = mixture.std(dim=-1, keepdim=True, unbiased=False) + eps
+    return (mixture - mean) / std, (mean, std)
+
+
+def separate(model, mixture, rescale=True):
+    """Applies a separation model the way every scheme here does.
+
+    The mixture is normalized (mean/std, Section III-D of RemixIT), the
+    model's ``M`` outputs are projected to sum to it (Eq. 1), and, with
+    ``rescale``, brought back to the mixture's scale so that they add up to
+    the input mixture itself.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        Maps ``[B, T]`` to ``[B, M, T]``.
+    mixture : torch.Tensor
+        ``[B, T]``.
+    rescale : bool
+        Return estimates in the mixture's scale (else in the normalized
+        domain, where they sum to the normalized mixture).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, M, T]`` estimates.
+
+    Example
+    -------
+    >>> model = lambda x: torch.stack([0.5 * x, 0.1 * x], 1)
+    >>> mix = torch.randn(2, 100) * 3 + 1
+    >>> torch.allclose(separate(model, mix).sum(1), mix, atol=1e-4)
+    True
+    """
+    x, (mean, std) = normalize(mixture)
+    estimates = mixture_consistency(model(x), x)
+    if not rescale:
+        return estimates
+    n_src = estimates.shape[1]
+    return estimates * std.unsqueeze(1) + mean.unsqueeze(1) / n_src

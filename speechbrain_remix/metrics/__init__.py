@@ -1,0 +1,44 @@
+"""Metric sets, small objects sharing one interface (``names``,
+``columns``, ``reference``, ``separated``, ``score``), chosen by the YAML's
+``eval_metrics``: ``enhancement`` (default), ``separation`` (speakers
+among the references, with permutation solving) or ``fuss`` (universal
+separation)."""
+
+from speechbrain_remix.metrics.enhancement import (
+    METRICS,
+    EnhancementMetrics,
+    SeparationMetrics,
+    enhancement_metrics,
+)
+from speechbrain_remix.metrics.fuss import FUSS_METRICS, FussMetrics
+
+SETS = {"enhancement": EnhancementMetrics, "separation": SeparationMetrics,
+        "fuss": FussMetrics}
+
+__all__ = ["METRICS", "FUSS_METRICS", "EnhancementMetrics",
+           "SeparationMetrics", "FussMetrics", "enhancement_metrics",
+           "eval_metrics", "metric_set"]
+
+
+def eval_metrics(hparams):
+    """The name of the metric set ``hparams`` (a dict or a namespace) asks
+    for."""
+    get = hparams.get if isinstance(hparams, dict) else (
+        lambda key, default=None: getattr(hparams, key, default))
+    return get("eval_metrics", "enhancement")
+
+
+def metric_set(hparams):
+    """The metric set object of ``hparams``.
+
+    Example
+    -------
+    >>> metric_set({"eval_metrics": "fuss", "sample_rate": 16000}).names[-1]
+    'TRF'
+    """
+    get = hparams.get if isinstance(hparams, dict) else (
+        lambda key, default=None: getattr(hparams, key, default))
+    name = eval_metrics(hparams)
+    if name not in SETS:
+        raise ValueError(f"eval_metrics: {name!r}; use one of {list(SETS)}")
+    return SETS[name](get("sample_rate", 16000), get("n_speakers"))

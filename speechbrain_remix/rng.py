@@ -2,7 +2,9 @@
 
 Every random choice a Brain makes (crops, permutations, Bernoulli draws,
 noise picks) comes from one ``torch.Generator`` held here, saved with each
-checkpoint so that an interrupted run resumes with the very same draws.
+checkpoint so that an interrupted run resumes with the very same draws;
+torch's global generators (dropout, new models' initial weights) are saved
+and restored with it.
 
 In multi-process (DDP) training each rank seeds its generator with
 ``seed + rank``, so ranks draw different crops and permutations.  A
@@ -56,22 +58,40 @@ class CheckpointableGenerator:
         self.generator = torch.Generator().manual_seed(self.seed)
         self._gathered = None  # every rank's state, from the last gather()
 
+    def state(self):
+        """This process's random state: the generator's, and torch's global
+        ones (model code such as dropout draws from them)."""
+        cuda = None
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            cuda = torch.cuda.get_rng_state_all()
+        return {"generator": self.generator.get_state(),
+                "torch": torch.get_rng_state(), "cuda": cuda}
+
+    def set_state(self, state):
+        if isinstance(state, torch.Tensor):  # the generator's alone
+            state = {"generator": state}
+        self.generator.set_state(state["generator"])
+        if state.get("torch") is not None:
+            torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
     def gather(self):
-        """Collects every rank's generator state on every rank (call it on
-        all ranks, right before a checkpoint is saved)."""
+        """Collects every rank's random state on every rank (call it on all
+        ranks, right before a checkpoint is saved)."""
         rank, world = _rank_and_world()
         if world == 1:
             self._gathered = None
             return
         states = [None] * world
-        torch.distributed.all_gather_object(states, self.generator.get_state())
+        torch.distributed.all_gather_object(states, self.state())
         self._gathered = states
 
     def states(self):
         """One state per rank: gathered ones in DDP, else this process's."""
         if self._gathered is not None:
             return self._gathered
-        return [self.generator.get_state()]
+        return [self.state()]
 
     @mark_as_saver
     def _save(self, path):
@@ -92,6 +112,6 @@ class CheckpointableGenerator:
                 path, len(states), world,
             )
         if rank < len(states):
-            self.generator.set_state(states[rank])
+            self.set_state(states[rank])
         else:  # a rank the saved run did not have
             self.generator.manual_seed(self.seed)

@@ -80,8 +80,9 @@ def install(folder, kill=None):
                     "teacher": torch.load(files["teacher_update"])[
                         "teacher"]["state_dict"],
                     "student": torch.load(files["student"]),
-                    "rng": torch.load(files["rng"])["rank_states"],
-                    "end_of_epoch": ckpt.meta.get("epoch"),
+                    "rng": [state["generator"] for state in
+                            torch.load(files["rng"])["rank_states"]],
+                    "meta": ckpt.meta,
                 }
             dump(f"save_e{epoch}_{where}", record)
         return patched

@@ -35,7 +35,6 @@ pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None,
                                 reason="no torchrun")
 
 PROBE = os.path.join(ROOT, "tests", "ddp_probe.py")
-KILLED = 17  # ddp_probe.KILLED
 RANKS = (0, 1)
 STEPS = 2  # optimizer steps per epoch on each rank: 8 / 2 ranks / 2
 
@@ -86,13 +85,18 @@ def check_ranks_agree(recs):
 
 
 def check_checkpoints(recs):
-    """At every save: the checkpoint holds the live teacher and student,
-    and each rank's own random state (two different streams); the student
-    is DDP-wrapped on every rank."""
+    """At every save: the checkpoint just written holds the live teacher
+    and student, and each rank's own random state (two different streams);
+    the student is DDP-wrapped on every rank."""
     saves = {e: r for e, r in recs.items() if e.startswith("save")}
     assert saves
     for event, per_rank in saves.items():
-        disk = per_rank[0]["disk"]
+        disk = per_rank[0]["disk"]  # the checkpoint just written:
+        epoch, where = event[len("save_e"):].split("_")
+        if where == "end":
+            assert disk["meta"]["epoch"] == int(epoch), event
+        else:
+            assert disk["meta"].get("brain_intra_epoch_ckpt"), event
         assert_equal(disk["teacher"], per_rank[0]["teacher"])
         assert_equal(disk["student"], per_rank[0]["student"])
         assert len(disk["rng"]) == len(RANKS), event

@@ -54,3 +54,16 @@ def test_checkpoint_recovers_latest_state(tmp_path):
     fresh = CheckpointableGenerator(3)
     Checkpointer(tmp_path, recoverables={"rng": fresh}).recover_if_possible()
     assert _equal(_draws(fresh), expected)
+
+
+def test_checkpoint_restores_torch_global_generator(tmp_path):
+    """Model code (dropout, a new model's initial weights) draws from
+    torch's global generator: a resumed run must see the same draws."""
+    rng = CheckpointableGenerator(1)
+    torch.manual_seed(123)
+    Checkpointer(tmp_path, recoverables={"rng": rng}).save_checkpoint()
+    expected = torch.rand(4)
+    torch.manual_seed(999)
+    Checkpointer(tmp_path, recoverables={"rng": CheckpointableGenerator(1)}
+                 ).recover_if_possible()
+    assert torch.equal(torch.rand(4), expected)

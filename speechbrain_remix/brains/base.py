@@ -52,13 +52,13 @@ class EnhancementBrain(sb.Brain):
 
     #: audio columns the train/valid manifests must have
     train_requires = ("mix_wav",)
+    #: the trained module, evaluated and written to test_results.csv
+    model_key = "model"
 
     @classmethod
     def train_columns(cls, hparams):
         """Audio columns the train/valid manifests need under ``hparams``."""
         return cls.train_requires
-    #: the trained module, evaluated and written to test_results.csv
-    model_key = "model"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -220,6 +220,11 @@ class EnhancementBrain(sb.Brain):
             return super().fit_batch(batch)
         except _SkipBatch as skip:
             self.zero_grad(set_to_none=True)
+            # raised inside SpeechBrain's no_sync(), which does not restore
+            # DDP's gradient sync on an exception
+            for module in self.modules.values():
+                if hasattr(module, "require_backward_grad_sync"):
+                    module.require_backward_grad_sync = True
             return skip.loss
 
     def check_loss_isfinite(self, loss):
@@ -230,7 +235,8 @@ class EnhancementBrain(sb.Brain):
         bad = torch.tensor(float(not torch.isfinite(loss).all()))
         if torch.distributed.is_available() and \
                 torch.distributed.is_initialized():
-            torch.distributed.all_reduce(bad.to(self.device),
+            bad = bad.to(self.device)  # NCCL reduces device tensors
+            torch.distributed.all_reduce(bad,
                                          op=torch.distributed.ReduceOp.MAX)
             bad = bad.cpu()
         if not bad:
@@ -292,9 +298,22 @@ class EnhancementBrain(sb.Brain):
         elif select != "last":
             keys = {"min_keys": ["valid_loss"], "num_to_keep": self.n_kept()}
         self.rng.gather()
-        self.checkpointer.save_and_keep_only(
-            meta=meta, ckpt_predicate=lambda c: not c.meta.get("end_of_stage"),
-            **keys)
+        stage = meta.get("stage")  # None for schemes without stages
+
+        def candidate(c):
+            """This stage's checkpoints (ranked for keeping), intra-epoch
+            ones and the new one; never an earlier stage's final one."""
+            if c.meta.get("epoch") == epoch:
+                return True  # the new one: its recency protects it
+            return not c.meta.get("end_of_stage") and \
+                c.meta.get("stage", stage) == stage
+
+        self.checkpointer.save_and_keep_only(meta=meta,
+                                             ckpt_predicate=candidate, **keys)
+        if stage is not None:  # of earlier stages, only the final students
+            self.checkpointer.delete_checkpoints(
+                num_to_keep=0, ckpt_predicate=lambda c: not c.meta.get(
+                    "end_of_stage") and c.meta.get("stage", stage) != stage)
 
     def n_kept(self):
         return max(1, self.n_averaged())

@@ -108,8 +108,12 @@ class RemixITBrain(TeacherStudentBrain):
             # the same permutations every validation: comparable losses
             generator = torch.Generator().manual_seed(self.hparams.seed)
         pseudo = self.usable(self.teacher_estimates(mix), batch)
-        if len(pseudo) < 2:  # nothing to remix: the batch is skipped
-            return None
+        if len(pseudo) < 2:
+            # nothing to remix: NaN targets skip the batch (on every rank,
+            # see check_loss_isfinite), after a student forward like the
+            # other ranks' (DDP's forward may synchronise buffers)
+            estimates = speech_and_noise(separate(self.modules.student, mix))
+            return estimates, torch.full_like(estimates, float("nan"))
         n, length = pseudo.shape[0], pseudo.shape[-1]
         perm = random_permutation(
             n, generator, derangement=self.hparams.derangement
@@ -134,8 +138,6 @@ class RemixITBrain(TeacherStudentBrain):
         return estimates, targets
 
     def training_objectives(self, predictions, batch, stage):
-        if predictions is None:  # no usable teacher estimates: skipped
-            return torch.tensor(float("nan"), device=self.device)
         estimates, targets = predictions
         return source_loss(
             estimates, targets, self.hparams.loss_weights,

@@ -62,23 +62,33 @@ class TeacherStudentBrain(EnhancementBrain):
         """A freshly initialised student ``num_blocks`` deep with a fresh
         optimizer: the sequential protocol's next stage.  Its initial
         weights depend only on the seed and the stage, so that a resumed
-        run and every DDP rank build the same one."""
+        run builds the same one (and every DDP rank, which DDP's wrapping
+        would also ensure)."""
         self._set_student(num_blocks, seed=self.hparams.seed
                           + 1000 * self.teacher_update.stage)
-        if self.distributed_launch:
-            self.modules[self.model_key] = \
-                torch.nn.parallel.DistributedDataParallel(
-                    torch.nn.SyncBatchNorm.convert_sync_batchnorm(
-                        self.student),
-                    device_ids=None if self.device == "cpu" else
-                    [self.device],
-                )
+        self._wrap_student()
         self.init_optimizers()
 
+    def _wrap_student(self):
+        """The DDP/DataParallel wrapping SpeechBrain gives modules in
+        ``_wrap_distributed``, for a student built after it ran."""
+        student = self.student
+        if self.distributed_launch:
+            student = torch.nn.SyncBatchNorm.convert_sync_batchnorm(student)
+            self.modules[self.model_key] = \
+                torch.nn.parallel.DistributedDataParallel(
+                    student,
+                    device_ids=None if self.distributed_backend == "gloo"
+                    else [self.device],
+                    find_unused_parameters=self.find_unused_parameters,
+                )
+        elif self.data_parallel_backend:
+            self.modules[self.model_key] = torch.nn.DataParallel(student)
+
     def _set_student(self, num_blocks, seed=None):
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only
             if seed is not None:
-                torch.manual_seed(seed)
+                torch.random.default_generator.manual_seed(seed)
             student = unwrap(self.student).with_depth(num_blocks)
         self.modules[self.model_key] = student.to(self.device)
         if self.checkpointer is not None:
@@ -98,6 +108,10 @@ class TeacherStudentBrain(EnhancementBrain):
         if blocks is not None and blocks != getattr(
                 unwrap(self.student), "num_blocks", blocks):
             self._set_student(blocks)
+            if getattr(self, "optimizer", None) is not None:
+                # evaluating another stage after training: an optimizer
+                # of this student's parameters, to load that stage's into
+                self.init_optimizers()
 
     def on_fit_start(self):
         if self.checkpointer is not None:
@@ -132,16 +146,22 @@ class TeacherStudentBrain(EnhancementBrain):
         return getattr(self.hparams, "test_stage", None)
 
     def evaluation_predicate(self):
+        """Evaluation picks among the checkpoints of one stage: the one
+        asked for (``test_stage``), else the last.  Validation losses of
+        different stages (different teachers) are not comparable, and
+        students of different depths cannot be averaged."""
+        stages = {c.meta.get("stage") for c in
+                  self.checkpointer.find_checkpoints()} - {None}
         stage = self.test_stage()
         if stage is None:
-            return None
-        stages = {c.meta.get("stage") for c in
-                  self.checkpointer.find_checkpoints()}
-        if int(stage) not in stages:
+            if not stages:
+                return None
+            stage = max(stages)
+        elif int(stage) not in stages:
             raise ValueError(
                 f"test_stage={stage}: no checkpoint of that stage in "
                 f"{self.checkpointer.checkpoints_dir} (stages on disk: "
-                f"{sorted(s for s in stages if s is not None)})"
+                f"{sorted(stages)})"
             )
         return lambda c: c.meta.get("stage") == int(stage)
 

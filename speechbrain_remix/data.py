@@ -216,7 +216,8 @@ def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
     """A ``DynamicItemDataset`` over a checked manifest.
 
     It provides ``id`` and one waveform key per audio column present
-    (``mix``, ``clean``, ``noise``), each read with :func:`read_audio`.
+    (``mix``, ``clean``, ``noise``), each read with :func:`read_audio`, and
+    ``noise_only`` (0 or 1) from a column of that name.
     A manifest without ``mix_wav`` but with ``clean_wav`` and ``noise_wav``
     describes *virtual* mixtures, synthesised when read:
     ``mix = clean + noise_gain * noise[noise_start:]`` (columns
@@ -299,6 +300,15 @@ def make_dataset(path, data_root, sample_rate, required=("mix_wav",),
 
         dataset.add_dynamic_item(sources)
         outputs.append("sources")
+    if all(row.get("noise_only") not in (None, "") for row in rows):
+
+        @sb.utils.data_pipeline.takes("noise_only")
+        @sb.utils.data_pipeline.provides("noise_only")
+        def noise_only(flag):  # a recording without speech (1) or not (0)
+            return torch.tensor(float(flag))
+
+        dataset.add_dynamic_item(noise_only)
+        outputs.append("noise_only")
     dataset.set_output_keys(outputs)
     return dataset
 

@@ -31,7 +31,9 @@ from speechbrain_remix.data import read_audio
 
 class Enhancer:
     """Applies a separation model as training did (normalization, mixture
-    consistency) and keeps its speech output.
+    consistency) and keeps its speech output; a model whose
+    ``outputs_speech`` is true (the latent-space enhancer) is applied as
+    it is.
 
     Arguments
     ---------
@@ -91,6 +93,10 @@ class Enhancer:
             raise FileNotFoundError(
                 f"{hparams['save_folder']}: no checkpoint; train first"
             )
+        brain_class = hparams.get("brain_class")
+        if hasattr(brain_class, "inference_model"):  # not a separator
+            return cls(brain_class.inference_model(hparams, ckpts[0]),
+                       hparams["sample_rate"], device)
         if k and select != "last":  # as evaluation did: the k best averaged
             state = average_checkpoints(ckpts, module)
         else:
@@ -107,7 +113,10 @@ class Enhancer:
     @torch.no_grad()
     def enhance_batch(self, mixtures):
         """``[B, T]`` mixtures -> ``[B, T]`` speech estimates."""
-        return separate(self.model, mixtures.to(self.device))[:, 0].cpu()
+        mixtures = mixtures.to(self.device)
+        if getattr(self.model, "outputs_speech", False):
+            return self.model(mixtures).cpu()  # e.g. E_m -> D_c
+        return separate(self.model, mixtures)[:, 0].cpu()
 
     def enhance_file(self, path, out_path):
         """Enhances one mono file at the model's rate into ``out_path``."""

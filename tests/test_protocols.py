@@ -32,8 +32,9 @@ PROTOCOLS = {
 EPOCHS = 3
 
 
-def protocol_yaml(tmp_path, name):
-    """remixit_demo.yaml with another teacher-update protocol."""
+def protocol_yaml(tmp_path, name, every=1):
+    """remixit_demo.yaml with another teacher-update protocol (a
+    sequential one updating every ``every`` epochs)."""
     with open(os.path.join(ROOT, "hparams", "remixit_demo.yaml")) as f:
         text = f.read()
     ema = ("teacher_update: !new:speechbrain_remix.teacher.EMATeacher\n"
@@ -41,8 +42,10 @@ def protocol_yaml(tmp_path, name):
     assert ema in text
     path = str(tmp_path / f"remixit_{name}.yaml")
     with open(path, "w") as f:
+        protocol = PROTOCOLS[name].replace("every_n_epochs: 1",
+                                           f"every_n_epochs: {every}")
         f.write(text.replace(ema, "teacher_update: !new:"
-                             f"speechbrain_remix.teacher.{PROTOCOLS[name]}"))
+                             f"speechbrain_remix.teacher.{protocol}"))
     return path
 
 
@@ -139,9 +142,9 @@ def teacher(demo_data, tmp_path_factory):
 
 def run(hparams, out, demo_data, teacher, extra=(), **overrides):
     """train.main of a tiny run; returns the test summary."""
-    options = dict(data_folder=demo_data, output_folder=out,
-                   teacher_source=teacher, number_of_epochs=EPOCHS,
-                   n_train=8, batch_size=4, **overrides)
+    options = {**dict(data_folder=demo_data, output_folder=out,
+                      teacher_source=teacher, number_of_epochs=EPOCHS,
+                      n_train=8, batch_size=4), **overrides}
     return train.main(argv(hparams, **options) + list(extra))
 
 
@@ -300,3 +303,22 @@ def test_sequential_dns_from_a_mixit_teacher_evaluates_every_stage(
     assert_equal(a[0], b[0])
     assert_equal(a[1], b[1])
     assert a[2] == b[2]
+
+
+def test_sequential_selection_by_valid_loss_stays_in_the_last_stage(
+        teacher, demo_data, tmp_path, monkeypatch):
+    """Validation losses of different stages (different teachers) are not
+    compared: earlier stages keep only their final student, and the
+    student evaluated is the last stage's best by validation loss."""
+    hparams = protocol_yaml(tmp_path, "sequential", every=2)
+    probe = Probe(monkeypatch)
+    out = str(tmp_path / "run")
+    run(hparams, out, demo_data, teacher, student_init="scratch",
+        select_by="valid_loss", number_of_epochs=6)
+    assert [s["meta"]["stage"] for s in probe.saves] == [1, 1, 2, 2, 3, 3]
+    kept = Checkpointer(os.path.join(out, "save")).find_checkpoints()
+    assert sorted(c.meta["epoch"] for c in kept if c.meta["stage"] < 3) \
+        == [2, 4]  # the final students of stages 1 and 2 only
+    last = [s for s in probe.saves if s["meta"]["stage"] == 3]
+    best = min(last, key=lambda s: s["meta"]["valid_loss"])
+    assert_equal(probe.evaluated[-1], best["student"])

@@ -128,3 +128,36 @@ def make_wsj_chime(root, n_per_split=3):
                                "backgrounds", f"BGD_{env}.wav"), 3.0,
                   seed=900 + i)
     return root
+
+
+def make_daps(root, speakers=("f1", "f2", "f3", "f4", "m1", "m2", "m3", "m4"),
+              scripts=("script1", "script2", "script3"),
+              environments=("ipad_office1", "iphone_bedroom1"), seconds=3.0,
+              rate=44100, lead_in=1.0, lags=None):
+    """DAPS (``daps/<version>/<speaker>_<script>_<version>.wav``): a clean
+    version (``lead_in`` s of digital silence, then 0.25 s bursts of white
+    noise 0.1 s apart, as speech) and device x room versions of the same
+    length: the clean take delayed by ``lags[env]`` samples (default 0)
+    plus low room noise, as the dataset's alignment leaves them."""
+    lags = lags or {}
+    n, start = int(seconds * rate), int(lead_in * rate)
+    on, period = int(0.25 * rate), int(0.35 * rate)
+    gate = np.zeros(n)
+    for s in range(start, n, period):
+        gate[s : s + on] = 1.0
+    for i, spk in enumerate(speakers):
+        for j, script in enumerate(scripts):
+            take = f"{spk}_{script}"
+            rng = np.random.default_rng(100 * i + j)
+            clean = (0.1 * gate * rng.standard_normal(n)).astype(np.float32)
+            os.makedirs(os.path.join(root, "clean"), exist_ok=True)
+            sf.write(os.path.join(root, "clean", f"{take}_clean.wav"),
+                     clean, rate)
+            for k, env in enumerate(environments):
+                lag = lags.get(env, 0)
+                device = np.r_[np.zeros(lag), clean[: n - lag]] + (
+                    0.005 * rng.standard_normal(n))
+                os.makedirs(os.path.join(root, env), exist_ok=True)
+                sf.write(os.path.join(root, env, f"{take}_{env}.wav"),
+                         device.astype(np.float32), rate)
+    return root

@@ -166,6 +166,36 @@ def test_noise_only_manifest_share(tmp_path, demo_data):
         noise_only_manifest(out, out, 1.0, out)
 
 
+def test_noise_only_clips_labelled_by_energy(tmp_path):
+    """Recordings of one place: speech over its noise, and the noise
+    alone; the energy rule of Sec. 2.2 finds exactly the noise-only
+    ones."""
+    import csv
+
+    import soundfile as sf
+
+    from speechbrain_remix.prepare.noise_only import label_by_energy
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    rows, truth = [], {}
+    for k in range(10):
+        noise = 0.02 * torch.randn(16000, generator=g)
+        speech = 0.3 * torch.sin(2 * torch.pi * (200 + 20 * k) * t)
+        only = k % 3 == 0
+        wav = noise if only else speech + noise
+        sf.write(str(tmp_path / f"c{k}.wav"), wav.numpy(), 16000)
+        rows.append(f"c{k},1.0,$data_root/c{k}.wav")
+        truth[f"c{k}"] = str(int(only))
+    (tmp_path / "m.csv").write_text("ID,duration,mix_wav\n"
+                                    + "\n".join(rows))
+    out = str(tmp_path / "labelled.csv")
+    assert label_by_energy(str(tmp_path / "m.csv"), out,
+                           str(tmp_path)) == 4
+    labelled = {r["ID"]: r["noise_only"] for r in csv.DictReader(open(out))}
+    assert labelled == truth
+
+
 def test_both_stages_train_resume_evaluate_and_enhance(demo_data, tmp_path):
     import soundfile as sf
 

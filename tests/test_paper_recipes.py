@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY_RUN, argv
 from fake_datasets import (
+    make_daps,
     make_dns,
     make_fsd50k,
     make_fuss,
@@ -15,6 +16,7 @@ from fake_datasets import (
     make_vctk,
     make_wham,
     make_wsj_chime,
+    write_wav,
 )
 from hyperpyyaml import load_hyperpyyaml
 
@@ -27,11 +29,17 @@ PAPER_YAMLS = sorted(
     for p in glob.glob(os.path.join(ROOT, "hparams", "*.yaml"))
     if "_demo" not in p
 )
-DATASETS = ("librifsd50k", "wham", "vctk", "fuss", "wsjmix", "dns")
+DATASETS = ("librifsd50k", "wham", "vctk", "fuss", "wsjmix", "dns", "daps")
 # the FUSS recipes' Conformer, shrunk (its other keys are not top-level)
 TINY_FUSS = {"num_layers": 1, "batch_size": 4, "crop_seconds": 1.0,
              "number_of_epochs": 2, "save_enhanced": 1, "warmup_steps": 2,
              "average_checkpoints": 2}
+# the latent autoencoders, shrunk, on a fake DAPS of 8 speakers, 3 scripts
+TINY_DAPS = {"batch_size": 4, "number_of_epochs": 1, "save_enhanced": 1,
+             "cae_dims": "[513, 16, 8]", "mae_dims": "[513, 12, 8]",
+             "kernel_size": 3, "speaker_split": "[4, 2, 2]",
+             "script_split": "[1, 1, 1]", "segment_seconds": 0.5,
+             "environments": "[ipad_office1, iphone_bedroom1]"}
 
 
 def dataset_of(name):
@@ -52,7 +60,12 @@ def fake_roots(tmp_path_factory):
     prepare_librifsd50k(os.path.join(lfsd, "LibriSpeech"),
                         os.path.join(lfsd, "FSD50K"), lfsd_manifests,
                         n_mixtures=(6, 2, 3))
+    street = str(base / "street")
+    for k in range(3):
+        write_wav(os.path.join(street, f"London_{k}.wav"), 2.0, seed=k)
     return {
+        "daps": make_daps(str(base / "daps")),
+        "street": street,
         "dns": make_dns(str(base / "dns")),
         "wham": make_wham(str(base / "wham")),
         "vctk": make_vctk(str(base / "vctk")),
@@ -98,8 +111,26 @@ def test_one_tiny_epoch(name, fake_roots, tmp_path):
     if "student_blocks" in keys:
         extra["student_blocks"] = 1
     base = TINY_FUSS if ds in ("fuss", "wsjmix") else TINY_RUN
+    if ds == "daps":
+        base = {k: v for k, v in TINY_DAPS.items() if k in keys}
+        extra["manifest_folder"] = str(tmp_path / "manifests")
+    if "cae_source" in keys:  # a tiny CAE, as hparams/cae_daps.yaml trains
+        from speechbrain_remix.models import SpectralVAE
+
+        extra["cae_source"] = str(tmp_path / "cae.ckpt")
+        torch.save(SpectralVAE([513, 16, 8], kernel_size=3).state_dict(),
+                   extra["cae_source"])
+        extra["noise_only_percent"] = 30
+    if "environment" in keys:
+        extra["environment"] = "ipad_office1"
+    if "street_noise_folder" in keys:
+        extra["street_noise_folder"] = fake_roots["street"]
     summary = train.main(argv(name, base=base, **extra))
-    if ds == "wsjmix":
+    if ds == "daps":
+        assert list(summary) == (["cae"] if name.startswith("cae") else [
+            "mixture", "spectral_subtraction", "sse"])
+        assert "csig" in summary[list(summary)[-1]] or name.startswith("cae")
+    elif ds == "wsjmix":
         assert set(summary) == {"model"}
         assert set(summary["model"]) == {"si_sdr", "si_sdri", "pesq", "stoi"}
     elif ds == "fuss":

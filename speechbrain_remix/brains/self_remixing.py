@@ -35,7 +35,7 @@ from speechbrain_remix.losses import (
     si_sdr,
     zero_reference_snr_loss,
 )
-from speechbrain_remix.metrics import eval_metrics
+from speechbrain_remix.metrics import metric_set
 from speechbrain_remix.remix import (
     channel_permutations,
     channel_shuffle,
@@ -81,7 +81,7 @@ class SelfRemixingBrain(TeacherStudentBrain):
     def train_columns(cls, hparams):
         if not hparams["supervised"]:
             return ("mix_wav",)
-        if eval_metrics(hparams) == "enhancement":
+        if not metric_set(hparams).separated:  # speech vs clean
             return ("mix_wav", "clean_wav")
         return ("mix_wav", "source_wavs")
 
@@ -140,8 +140,7 @@ class SelfRemixingBrain(TeacherStudentBrain):
 
     # evaluation with permutation solving ---------------------------------
     def compute_forward(self, batch, stage):
-        if stage != sb.Stage.TEST or eval_metrics(self.hparams) != (
-                "enhancement"):
+        if stage != sb.Stage.TEST or self.metric_set.separated:
             return super().compute_forward(batch, stage)
         mix = batch.mix.data.to(self.device)
         if self.eval_system == "mixture":

@@ -1,9 +1,14 @@
 """Metric sets, small objects sharing one interface (``names``,
 ``columns``, ``reference``, ``separated``, ``score``), chosen by the YAML's
-``eval_metrics``: ``enhancement`` (default), ``separation`` (speakers
+``eval_metrics``: ``enhancement`` (default), ``composite`` (enhancement
+plus CSIG, CBAK and COVL of Hu & Loizou, 2008), ``separation`` (speakers
 among the references, with permutation solving) or ``fuss`` (universal
 separation)."""
 
+from speechbrain_remix.metrics.composite import (
+    COMPOSITE_METRICS,
+    CompositeMetrics,
+)
 from speechbrain_remix.metrics.enhancement import (
     METRICS,
     EnhancementMetrics,
@@ -13,10 +18,11 @@ from speechbrain_remix.metrics.enhancement import (
 from speechbrain_remix.metrics.fuss import FUSS_METRICS, FussMetrics
 
 SETS = {"enhancement": EnhancementMetrics, "separation": SeparationMetrics,
-        "fuss": FussMetrics}
+        "fuss": FussMetrics, "composite": CompositeMetrics}
 
-__all__ = ["METRICS", "FUSS_METRICS", "EnhancementMetrics",
-           "SeparationMetrics", "FussMetrics", "enhancement_metrics",
+__all__ = ["METRICS", "FUSS_METRICS", "COMPOSITE_METRICS",
+           "EnhancementMetrics", "SeparationMetrics", "FussMetrics",
+           "CompositeMetrics", "enhancement_metrics",
            "eval_metrics", "metric_set"]
 
 

@@ -24,6 +24,7 @@ PREPARATIONS = {
     "vctk": "speechbrain_remix.prepare.vctk:prepare_vctk",
     "fuss": "speechbrain_remix.prepare.fuss:prepare_fuss",
     "wsjmix": "speechbrain_remix.prepare.wsjmix:prepare_wsjmix",
+    "daps": "speechbrain_remix.prepare.daps:prepare_daps",
 }
 
 

@@ -1,19 +1,23 @@
-"""Training manifests for the mixture autoencoder with a share of
-noise-only clips (Wang et al., 2020, Sec. 2.2 and Tables 1-2: 0, 30 or 50 %
-of the training data).
+"""Training manifests for the mixture autoencoder with noise-only clips
+(Wang et al., 2020, Sec. 2.2 and Tables 1-2: 0, 30 or 50 % of the training
+data).
 
-Noisy mixtures get ``noise_only = 0``; recordings of the noise alone (a
-``noise_wav`` or ``mix_wav`` manifest) are added with ``noise_only = 1``
-until they make up ``share`` of the rows, drawn without replacement (then
-cycled) by a seeded generator.
+* :func:`noise_only_manifest`: noisy mixtures get ``noise_only = 0``;
+  recordings of the noise alone (a ``noise_wav`` or ``mix_wav`` manifest)
+  are added with ``noise_only = 1`` until they make up ``share`` of the
+  rows, drawn without replacement (then cycled) by a seeded generator.
+* :func:`label_by_energy`: for a user's own recordings, where nobody says
+  which clips hold no speech, "a simple thresholding operation on the
+  energy of the signals" (Sec. 2.2) labels them.
 """
 
 import csv
 import logging
+import math
 import os
 import random
 
-from speechbrain_remix.data import DataError
+from speechbrain_remix.data import DataError, read_audio
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +105,49 @@ def prepare_with_noise_only(prepare, mix_csv, noise_csv, share, out_csv,
     always rewritten, so it follows ``share``)."""
     prepare(skip_prep=skip_prep)
     noise_only_manifest(mix_csv, noise_csv, share, out_csv, seed)
+
+
+def label_by_energy(manifest, out_csv, data_root, sample_rate=16000,
+                    below_db=-10.0):
+    """Labels as noise-only the clips of ``manifest`` whose energy is more
+    than ``-below_db`` dB under the median clip's (Sec. 2.2: recordings of
+    one place share its noise; those without speech are the quiet ones).
+
+    Arguments
+    ---------
+    manifest : str
+        Clips (``ID, duration, mix_wav``), paths as ``$data_root/...``.
+    out_csv : str
+        The same rows with a ``noise_only`` column.
+    data_root : str
+        What ``$data_root`` stands for.
+    sample_rate : int
+        Rate the clips are read at.
+    below_db : float
+        Threshold relative to the median clip energy, in dB.
+
+    Returns
+    -------
+    int
+        The number of clips labelled noise-only.
+    """
+    rows = _read(manifest)
+    levels = []
+    for row in rows:
+        wav = read_audio(row["mix_wav"].replace("$data_root", data_root),
+                         sample_rate)
+        levels.append(10 * math.log10(float(wav.pow(2).mean()) + 1e-20))
+    median = sorted(levels)[len(levels) // 2]
+    for row, level in zip(rows, levels):
+        row["noise_only"] = int(level < median + below_db)
+    tmp = out_csv + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out_csv)
+    count = sum(r["noise_only"] for r in rows)
+    logger.info("%s: %d of %d clips labelled noise-only (energy more than "
+                "%.0f dB under the median clip's)", out_csv, count, len(rows),
+                -below_db)
+    return count

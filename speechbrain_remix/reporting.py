@@ -38,11 +38,22 @@ def _fmt(value):
 
 
 def format_table(summary, metrics=METRICS):
-    """A fixed-width text table of ``{system: {metric: value}}``."""
-    lines = [f"{'system':<10}" + "".join(f"{m:>10}" for m in metrics)]
+    """A fixed-width text table of ``{system: {metric: value}}``.
+
+    Example
+    -------
+    >>> print(format_table({"mixture": {"pesq": 1.1},
+    ...                     "spectral_subtraction": {"pesq": 1.25}},
+    ...                    ["pesq"]))
+    system                    pesq
+    mixture                  1.100
+    spectral_subtraction     1.250
+    """
+    width = max(len("system"), *(len(name) for name in summary)) + 1
+    lines = [f"{'system':<{width}}" + "".join(f"{m:>10}" for m in metrics)]
     for name, avg in summary.items():
         lines.append(
-            f"{name:<10}" + "".join(f"{avg[m]:>10.3f}" for m in metrics)
+            f"{name:<{width}}" + "".join(f"{avg[m]:>10.3f}" for m in metrics)
         )
     return "\n".join(lines)
 

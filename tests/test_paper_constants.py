@@ -236,7 +236,8 @@ SAIJO_TABLE = {
 WANG = {"optimizer": "Adam", "opt_lr": 1e-4, "lr": 1e-4,
         "speaker_split": [8, 8, 4], "script_split": [2, 2, 1],
         "magnitude_power": 0.5, "crop_seconds": 2.0, "kernel_size": 7,
-        "cae_dims": [513, 512, 256, 128, 64], "eq_norm_mode": "subtract"}
+        "cae_dims": [513, 512, 256, 128, 64], "eq_norm_mode": "subtract",
+        "latent_noise": 1.0}
 WANG_MAE = {**WANG, "mae_dims": [513, 512, 400, 300, 200, 100, 64],
             "cycle_weight": 10.0, "lambda2": 1.0, "lambda3": 1e-3,
             "lambda4": 1e-3, "noise_only_percent": 0,  # Tables 1-2: 0/30/50

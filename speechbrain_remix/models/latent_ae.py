@@ -17,9 +17,10 @@ transposed convolutions, its output layer without batch norm (our choice:
 with it, each bin's output level follows the batch's statistics; on the
 demo, that model with the official 1e-4 learning rate kept a
 reconstruction error of 0.44, this one with 1e-3 reached 0.06: the two
-changes were not measured apart).  The latent code is the encoder's output ``mu``;
-in training ``z = mu + N(0, I)`` is decoded (a unit-variance posterior, as
-the official code) and :func:`kl_term` pulls ``mu`` to zero.
+changes were not measured apart).  The latent code is the encoder's
+output ``mu``; in training ``z = mu + N(0, I)`` is decoded (a
+unit-variance posterior, as the official code) and :func:`kl_term` pulls
+``mu`` to zero.
 """
 
 import torch

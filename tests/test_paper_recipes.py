@@ -97,7 +97,8 @@ def test_one_tiny_epoch(name, fake_roots, tmp_path):
         extra["ood_noise_folder"] = fake_roots["lfsd_manifests"]
     if "teacher_source" in keys:
         with open(os.path.join(ROOT, "hparams", name)) as f:
-            hp = load_hyperpyyaml(f, {"data_folder": fake_roots[ds]})
+            hp = load_hyperpyyaml(f, {"data_folder": fake_roots[ds],
+                                      "output_folder": str(tmp_path / "h")})
         model_keys = ("num_blocks", "enc_num_basis", "enc_kernel_size",
                       "out_channels", "in_channels", "upsampling_depth",
                       "groups")

@@ -278,6 +278,7 @@ def test_sequential_dns_from_a_mixit_teacher_evaluates_every_stage(
                3: probe.saves[-1]["student"]}
     assert_equal(probe.evaluated[-1], trained[3])
     assert [s["meta"]["stage"] for s in probe.saves] == [1, 2, 3]
+    check_checkpoints_hold_the_live_models(probe)
     assert [s["meta"]["end_of_stage"] for s in probe.saves] == [True] * 3
     for stage in (1, 2, 3):
         # stage 1 without --test_only: the finished run's optimizer exists

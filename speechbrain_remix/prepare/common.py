@@ -62,6 +62,19 @@ def find_audio(folder):
     return files
 
 
+def audio_info(path, fix="downmix it (sox in.wav out.wav remix -)"):
+    """``soundfile.info`` of a mono audio file; a :class:`DataError` naming
+    the file (and ``fix`` for a multi-channel one) otherwise."""
+    try:
+        info = sf.info(path)
+    except Exception as err:
+        raise DataError(f"{path}: cannot read audio ({err})") from err
+    if info.channels != 1:
+        raise DataError(f"{path}: {info.channels} channels, expected mono; "
+                        f"{fix}")
+    return info
+
+
 def list_audio(folder, sample_rate, resample_folder=None):
     """Audio files under ``folder`` as ``(ID, path, seconds)``.
 
@@ -84,13 +97,7 @@ def list_audio(folder, sample_rate, resample_folder=None):
     items = []
     for path in tqdm(find_audio(folder), desc=f"listing {folder}",
                      disable=None):
-        try:
-            info = sf.info(path)
-        except Exception as err:
-            raise DataError(f"{path}: cannot read audio ({err})") from err
-        if info.channels != 1:
-            raise DataError(f"{path}: {info.channels} channels, expected "
-                            "mono; downmix it (sox in.wav out.wav remix -)")
+        info = audio_info(path)
         if info.frames == 0:
             raise DataError(f"{path}: empty audio file; remove it")
         uid = os.path.splitext(os.path.relpath(path, folder))[0]

@@ -103,6 +103,7 @@ from speechbrain_remix.data import DataError, write_manifest
 from speechbrain_remix.prepare.common import (
     NOISE_FIELDS,
     Preparation,
+    audio_info,
     find_audio,
     resample,
 )
@@ -472,13 +473,7 @@ class _Run:
         """A DAPS file at the target rate (resampled once into
         ``save_folder/resampled``), or None when it is silent."""
         path = self.source(take, version)
-        try:
-            info = sf.info(path)
-        except Exception as err:
-            raise DataError(f"{path}: cannot read audio ({err})") from err
-        if info.channels != 1:
-            raise DataError(f"{path}: {info.channels} channels, expected "
-                            "mono; unpack daps.tar.gz again")
+        info = audio_info(path, "unpack daps.tar.gz again")
         out = path
         if info.samplerate != self.rate:
             out, _ = resample(path, os.path.join(

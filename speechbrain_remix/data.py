@@ -363,6 +363,35 @@ def random_crop(wavs, lengths, crop, generator, ids=None):
     return out[0] if single else out
 
 
+def scale_noise(reference, noise, snr_db, eps=1e-9):
+    """``noise`` scaled so that ``reference`` is ``snr_db`` above it.
+
+    Only the noise is scaled, never the reference: it is the training
+    target (speech, or a pseudo-source in PSE), and SpeechBrain's
+    ``AddNoise`` would scale it down as it adds the noise.
+
+    Arguments
+    ---------
+    reference, noise : torch.Tensor
+        ``[B, T]``.
+    snr_db : torch.Tensor
+        ``[B]``: ``10 log10(||reference||^2 / ||scaled noise||^2)``.
+
+    Example
+    -------
+    >>> s, n = torch.randn(2, 800), torch.randn(2, 800)
+    >>> out = scale_noise(s, n, torch.tensor([0.0, 10.0]))
+    >>> snr = 10 * torch.log10(s.pow(2).sum(-1) / out.pow(2).sum(-1))
+    >>> torch.allclose(snr, torch.tensor([0.0, 10.0]), atol=1e-4)
+    True
+    """
+    energy = lambda x: x.pow(2).sum(-1, keepdim=True)  # noqa: E731
+    snr = torch.as_tensor(snr_db, dtype=reference.dtype,
+                          device=reference.device).reshape(-1, 1)
+    return noise * torch.sqrt(energy(reference) / (energy(noise) + eps)
+                              / 10 ** (snr / 10))
+
+
 class NoisePool:
     """Random fixed-length excerpts of isolated noise recordings.
 
@@ -391,6 +420,18 @@ class NoisePool:
 
     def __len__(self):
         return len(self.files)
+
+    def add_to(self, signals, snr_range, generator):
+        """``signals`` plus random excerpts at SNRs uniform in
+        ``snr_range`` (dB, relative to each signal); returns the noisy
+        signals and the SNRs drawn.  Files and offsets are drawn first,
+        then the SNRs, all from ``generator``."""
+        noise = self.draw(len(signals), signals.shape[-1], generator)
+        low, high = snr_range
+        snr = low + (high - low) * torch.rand(len(signals),
+                                              generator=generator)
+        noise = scale_noise(signals, noise.to(signals.device), snr)
+        return signals + noise, snr
 
     def draw(self, batch_size, length, generator):
         """Returns ``[batch_size, length]`` random noise excerpts."""

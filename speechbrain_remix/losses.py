@@ -11,6 +11,8 @@ import itertools
 
 import torch
 
+from speechbrain_remix.segsnr import weighted_si_sdr
+
 
 def si_sdr(estimate, target, zero_mean=True, eps=1e-8):
     """Scale-invariant signal-to-distortion ratio in dB (Eq. 16 of RemixIT).
@@ -127,6 +129,49 @@ def source_loss(estimates, targets, weights=None, clamp_db=None):
         raise ValueError(f"{len(weights)} weights for {n_src} sources")
     w = torch.as_tensor(weights, dtype=estimates.dtype, device=estimates.device)
     return (neg_si_sdr(estimates, targets, clamp_db) * w).sum(dim=1)
+
+
+def confidence_weighted_loss(estimates, targets, frame_weights, weights=None,
+                             clamp_db=None):
+    """The RemixIT loss (Eq. 6) with the speech term in segmental form.
+
+    Confidence-weighted RemixIT (beyond both papers; the conclusion of
+    RemixIT asks for a proxy of the pseudo-targets' quality): the speech
+    term is the negative frame-weighted SI-SDR
+    (:func:`~speechbrain_remix.segsnr.weighted_si_sdr`), whose weights
+    ``p_j = sigmoid(h(s~)_j)`` come from the SNR predictor of data
+    purification (Eq. 11 of Sivaraman et al.) applied to the teacher's
+    speech estimate ``s~``: frames the predictor finds noisy count less.
+    The noise term is the plain negative SI-SDR.
+
+    Arguments
+    ---------
+    estimates, targets : torch.Tensor
+        ``[B, 2, T]``: speech, noise.
+    frame_weights : torch.Tensor
+        ``[B, J]`` weights of the speech target's frames.
+    weights : sequence of float, optional
+        Speech and noise weights (default 0.5 each).
+    clamp_db : float, optional
+        Both SI-SDRs saturate at this value.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]``.
+
+    Example
+    -------
+    >>> x = torch.randn(2, 2, 16000)
+    >>> confidence_weighted_loss(x, x, torch.rand(2, 63), clamp_db=30.0)
+    tensor([-30., -30.])
+    """
+    w_speech, w_noise = weights if weights is not None else (0.5, 0.5)
+    speech = weighted_si_sdr(estimates[:, 0], targets[:, 0], frame_weights)
+    noise = si_sdr(estimates[:, 1], targets[:, 1])
+    if clamp_db is not None:
+        speech, noise = speech.clamp(max=clamp_db), noise.clamp(max=clamp_db)
+    return -(w_speech * speech + w_noise * noise)
 
 
 def mixit_assignments(n_outputs, n_mixtures=2):

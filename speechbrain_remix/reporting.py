@@ -50,12 +50,55 @@ def format_table(summary, metrics=METRICS):
     spectral_subtraction     1.250
     """
     width = max(len("system"), *(len(name) for name in summary)) + 1
-    lines = [f"{'system':<{width}}" + "".join(f"{m:>10}" for m in metrics)]
+    cols = [max(10, len(m) + 2) for m in metrics]
+    lines = [f"{'system':<{width}}" + "".join(
+        f"{m:>{c}}" for m, c in zip(metrics, cols))]
     for name, avg in summary.items():
-        lines.append(
-            f"{name:<{width}}" + "".join(f"{avg[m]:>10.3f}" for m in metrics)
-        )
+        lines.append(f"{name:<{width}}" + "".join(
+            f"{avg[m]:>{c}.3f}" for m, c in zip(metrics, cols)))
     return "\n".join(lines)
+
+
+def speakers_of(manifest):
+    """``{ID: speaker}`` of a manifest with a ``speaker`` column, else
+    ``None``."""
+    if not manifest or not os.path.isfile(manifest):
+        return None
+    with open(manifest, newline="") as f:
+        reader = csv.DictReader(f)
+        if "speaker" not in (reader.fieldnames or []):
+            return None
+        return {row["ID"]: row["speaker"] for row in reader}
+
+
+def by_speaker(rows, speakers, metrics=METRICS):
+    """``{speaker: {"n": count, metric: mean}}`` of per-utterance ``rows``
+    (the evaluation of personalized models is per test speaker: Fig. 3 of
+    Sivaraman et al., 2021, shows the distribution of these means).
+
+    Example
+    -------
+    >>> rows = [{"ID": "a", "x": 1.0}, {"ID": "b", "x": 3.0},
+    ...         {"ID": "c", "x": 5.0}]
+    >>> by_speaker(rows, {"a": "s1", "b": "s1", "c": "s2"}, ["x"])
+    {'s1': {'n': 2, 'x': 2.0}, 's2': {'n': 1, 'x': 5.0}}
+    """
+    groups = {}
+    for row in rows:
+        groups.setdefault(speakers[row["ID"]], []).append(row)
+    return {spk: {"n": len(group), **average(group, metrics)}
+            for spk, group in sorted(groups.items())}
+
+
+def write_speaker_results(path, per_system, metrics=METRICS):
+    """``speaker_results.csv``: one row per system and test speaker."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["system", "speaker", "n", *metrics])
+        for system, table in per_system.items():
+            for speaker, avg in table.items():
+                writer.writerow([system, speaker, avg["n"],
+                                 *(f"{avg[m]:.4f}" for m in metrics)])
 
 
 def write_summary(path, summary, metrics=METRICS):

@@ -85,10 +85,10 @@ def test_remixit_with_recorded_noise(demo_data, tmp_path, teacher_file):
                          noise_csv=os.path.join(demo_data, "B_noise.csv"))
     brain.on_fit_start()
     state = brain.rng.generator.get_state()
-    _, with_noise = brain.compute_forward(batch, sb.Stage.TRAIN)
+    _, with_noise, _ = brain.compute_forward(batch, sb.Stage.TRAIN)
     brain.rng.generator.set_state(state)
     brain.noise_pool = None
-    _, plain = brain.compute_forward(batch, sb.Stage.TRAIN)
+    _, plain, _ = brain.compute_forward(batch, sb.Stage.TRAIN)
     assert torch.allclose(with_noise[:, 0], plain[:, 0])
     for b in range(4):
         assert not torch.allclose(with_noise[b, 1], plain[b, 1], atol=1e-3)

@@ -43,7 +43,9 @@ def test_eq6_slots_inside_the_brain(demo_data, tmp_path, teacher_file):
     brain, batch = remixit(demo_data, tmp_path, teacher_file)
     brain.modules["student"] = Recorder(brain.modules["student"])
     state = brain.rng.generator.get_state()
-    estimates, targets = brain.compute_forward(batch, sb.Stage.TRAIN)
+    estimates, targets, weights = brain.compute_forward(batch,
+                                                        sb.Stage.TRAIN)
+    assert weights is None  # plain RemixIT
 
     # by hand, with the same draws: crops, then the derangement
     brain.rng.generator.set_state(state)
@@ -60,7 +62,7 @@ def test_eq6_slots_inside_the_brain(demo_data, tmp_path, teacher_file):
     torch.testing.assert_close(brain.modules["student"].input, x)
 
     # Eq. 6 (weights 0.5/0.5, clamped negative SI-SDR of Eq. 16)
-    loss = brain.compute_objectives((estimates, targets), batch,
+    loss = brain.compute_objectives((estimates, targets, None), batch,
                                     sb.Stage.TRAIN)
     by_hand = -0.5 * si_sdr(estimates[:, 0], s).clamp(max=30) \
         - 0.5 * si_sdr(estimates[:, 1], n[perm]).clamp(max=30)
@@ -78,10 +80,10 @@ def test_eq17_recorded_noise_enters_at_the_estimates_level(
     brain, batch = remixit(demo_data, tmp_path, teacher_file, p_n=1.0,
                            noise_csv=os.path.join(demo_data, "B_noise.csv"))
     state = brain.rng.generator.get_state()
-    _, targets = brain.compute_forward(batch, sb.Stage.TRAIN)
+    _, targets, _ = brain.compute_forward(batch, sb.Stage.TRAIN)
     brain.rng.generator.set_state(state)
     brain.noise_pool, pool = None, brain.noise_pool
-    _, estimated = brain.compute_forward(batch, sb.Stage.TRAIN)
+    _, estimated, _ = brain.compute_forward(batch, sb.Stage.TRAIN)
     torch.testing.assert_close(targets[:, 0], estimated[:, 0])
     std = lambda x: x.std(-1)  # noqa: E731
     torch.testing.assert_close(std(targets[:, 1]), std(estimated[:, 1]),
@@ -167,7 +169,7 @@ def test_teacher_nan_or_silence_does_not_reach_the_student(
 
     # one mixture's estimates are NaN: left out, the others train
     teacher.forward = broken
-    estimates, targets = brain.compute_forward(batch, sb.Stage.TRAIN)
+    estimates, targets, _ = brain.compute_forward(batch, sb.Stage.TRAIN)
     assert len(targets) == len(batch.id) - 1
     assert torch.isfinite(targets).all() and torch.isfinite(estimates).all()
     # every estimate silent (a silent crop: the normalized mixture is 0)

@@ -468,8 +468,12 @@ class EnhancementBrain(sb.Brain):
     def evaluate_systems(self, test_set, loader_kwargs):
         """Evaluates every system on ``test_set``; writes
         ``test_results.csv`` (the trained model), ``test_results_<system>.csv``
-        (the others) and ``summary.csv``, and prints the summary table."""
-        summary, results = {}, {}
+        (the others) and ``summary.csv``, and prints the summary table;
+        with a ``speaker`` column in the test manifest, also the means per
+        speaker, ``speaker_results.csv``."""
+        summary, results, per_speaker = {}, {}, {}
+        speakers = reporting.speakers_of(getattr(self.hparams, "test_csv",
+                                                 None))
         keys = self.selection_keys()
         self.on_evaluate_start(**keys)  # load the selected checkpoint once
         self.eval_systems = self.systems()
@@ -480,6 +484,9 @@ class EnhancementBrain(sb.Brain):
                      else f"test_results_{name}.csv")
             results[name] = os.path.join(self.results_folder(), fname)
             summary[name] = reporting.average(self.test_rows, self.metrics)
+            if speakers:
+                per_speaker[name] = reporting.by_speaker(
+                    self.test_rows, speakers, self.metrics)
             # every rank evaluates the whole (unsharded) test set; one writes
             if sb.utils.distributed.if_main_process():
                 reporting.write_results(results[name], self.test_rows,
@@ -490,6 +497,10 @@ class EnhancementBrain(sb.Brain):
                                     summary, self.metrics)
             print(f"\nTest results ({folder})\n"
                   + reporting.format_table(summary, self.metrics), flush=True)
+            if per_speaker:  # a test manifest with a speaker column
+                reporting.write_speaker_results(
+                    os.path.join(folder, "speaker_results.csv"), per_speaker,
+                    self.metrics)
             reporting.write_figures(
                 folder, self.hparams.train_logger.save_file, results,
                 self.examples, self.hparams.sample_rate, self.metrics)

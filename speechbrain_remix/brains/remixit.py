@@ -8,9 +8,13 @@ import speechbrain as sb
 import torch
 
 from speechbrain_remix.apply import separate
+from speechbrain_remix.brains.purification import (
+    attach_snr_predictor,
+    purification_weights,
+)
 from speechbrain_remix.brains.teacher_student import TeacherStudentBrain
 from speechbrain_remix.data import NoisePool
-from speechbrain_remix.losses import source_loss
+from speechbrain_remix.losses import confidence_weighted_loss, source_loss
 from speechbrain_remix.pretrained import load_pretrained
 from speechbrain_remix.remix import (
     bootstrap_remix,
@@ -39,7 +43,9 @@ class RemixITBrain(TeacherStudentBrain):
        (Eq. 5), optionally with recorded in-domain noise instead of ``P n~``
        with probability ``p_n`` (Eq. 17);
     3. the student, on the normalized ``m~``, regresses ``[s~, P n~]``
-       (Eq. 6);
+       (Eq. 6); with ``confidence_weighting`` (beyond the paper), the
+       speech term is weighted frame by frame by the SNR predictor
+       ``snr_predictor`` on ``s~`` (:func:`confidence_weighted_loss`);
     4. the teacher-update protocol (``teacher_update``) runs after each
        step and epoch (``UPDATE_TEACHER``).
 
@@ -48,7 +54,8 @@ class RemixITBrain(TeacherStudentBrain):
     ``student_init`` (``scratch`` or ``teacher``),
     ``teacher_update`` (a protocol of :mod:`speechbrain_remix.teacher`),
     ``derangement``, ``noise_csv`` and ``p_n`` (Eq. 17), ``loss_weights``,
-    ``clamp_db``.
+    ``clamp_db``, and optionally ``confidence_weighting``,
+    ``snr_predictor`` and ``snr_predictor_source``.
     """
 
     model_key = "student"
@@ -66,6 +73,9 @@ class RemixITBrain(TeacherStudentBrain):
         # kept for the final comparison; the teacher itself gets updated
         self.initial_teacher = freeze(copy.deepcopy(teacher))
         self.attach_teacher(teacher)
+        self.snr_predictor = None
+        if getattr(self.hparams, "confidence_weighting", False):
+            self.snr_predictor = attach_snr_predictor(self)
         self.noise_pool = None
         if getattr(self.hparams, "p_n", 0.0) > 0:
             self.noise_pool = NoisePool(
@@ -113,7 +123,7 @@ class RemixITBrain(TeacherStudentBrain):
             # see check_loss_isfinite), after a student forward like the
             # other ranks' (DDP's forward may synchronise buffers)
             estimates = speech_and_noise(separate(self.modules.student, mix))
-            return estimates, torch.full_like(estimates, float("nan"))
+            return estimates, torch.full_like(estimates, float("nan")), None
         n, length = pseudo.shape[0], pseudo.shape[-1]
         perm = random_permutation(
             n, generator, derangement=self.hparams.derangement
@@ -135,10 +145,18 @@ class RemixITBrain(TeacherStudentBrain):
         # a 3-output student (to follow a MixIT teacher by EMA) sums its
         # noise outputs like the teacher
         estimates = speech_and_noise(separate(self.modules.student, remixed))
-        return estimates, targets
+        frame_weights = None
+        if self.snr_predictor is not None:  # how clean each frame of s~ is
+            frame_weights = purification_weights(self.snr_predictor,
+                                                 targets[:, 0])
+        return estimates, targets, frame_weights
 
     def training_objectives(self, predictions, batch, stage):
-        estimates, targets = predictions
+        estimates, targets, frame_weights = predictions
+        if frame_weights is not None:
+            return confidence_weighted_loss(
+                estimates, targets, frame_weights, self.hparams.loss_weights,
+                self.hparams.clamp_db).mean()
         return source_loss(
             estimates, targets, self.hparams.loss_weights,
             self.hparams.clamp_db,

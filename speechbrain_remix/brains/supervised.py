@@ -4,6 +4,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_remix.brains.base import EnhancementBrain, separate
+from speechbrain_remix.data import scale_noise
 from speechbrain_remix.losses import source_loss
 from speechbrain_remix.remix import random_permutation
 
@@ -41,10 +42,7 @@ class SupervisedBrain(EnhancementBrain):
         noise = noise[perm.to(noise.device)]
         low, high = snr_range
         snr = low + (high - low) * torch.rand(len(noise), generator=generator)
-        energy = lambda x: x.pow(2).sum(-1, keepdim=True)  # noqa: E731
-        gain = torch.sqrt(energy(clean) / (energy(noise) + 1e-9)
-                          / 10 ** (snr.to(clean.device).unsqueeze(1) / 10))
-        return clean + gain * noise
+        return clean + scale_noise(clean, noise, snr)
 
     def training_objectives(self, predictions, batch, stage):
         estimates, targets = predictions

@@ -2,8 +2,8 @@
 ``columns``, ``reference``, ``separated``, ``score``), chosen by the YAML's
 ``eval_metrics``: ``enhancement`` (default), ``composite`` (enhancement
 plus CSIG, CBAK and COVL of Hu & Loizou, 2008), ``separation`` (speakers
-among the references, with permutation solving) or ``fuss`` (universal
-separation)."""
+among the references, with permutation solving), ``fuss`` (universal
+separation) or ``snr_frames`` (an SNR predictor's frame-level error)."""
 
 from speechbrain_remix.metrics.composite import (
     COMPOSITE_METRICS,
@@ -16,11 +16,17 @@ from speechbrain_remix.metrics.enhancement import (
     enhancement_metrics,
 )
 from speechbrain_remix.metrics.fuss import FUSS_METRICS, FussMetrics
+from speechbrain_remix.metrics.snr_frames import (
+    SNR_FRAME_METRICS,
+    SNRFrameMetrics,
+)
 
 SETS = {"enhancement": EnhancementMetrics, "separation": SeparationMetrics,
-        "fuss": FussMetrics, "composite": CompositeMetrics}
+        "fuss": FussMetrics, "composite": CompositeMetrics,
+        "snr_frames": SNRFrameMetrics}
 
 __all__ = ["METRICS", "FUSS_METRICS", "COMPOSITE_METRICS",
+           "SNR_FRAME_METRICS", "SNRFrameMetrics",
            "EnhancementMetrics", "SeparationMetrics", "FussMetrics",
            "CompositeMetrics", "enhancement_metrics",
            "eval_metrics", "metric_set"]

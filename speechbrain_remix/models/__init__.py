@@ -1,8 +1,12 @@
-"""Separation models usable as teacher or student, and the spectral
-autoencoders of latent-space enhancement."""
+"""Separation models usable as teacher or student (Sudo rm -rf, the
+Conformer masker, the GRU maskers of personalized enhancement), the
+spectral autoencoders of latent-space enhancement and the SNR predictor
+of data purification."""
 
 from speechbrain_remix.models.conformer import ConformerMasker
+from speechbrain_remix.models.gru import GRUMasker, SNRPredictor
 from speechbrain_remix.models.latent_ae import SpectralVAE
 from speechbrain_remix.models.sudormrf import SudoRmRf
 
-__all__ = ["ConformerMasker", "SpectralVAE", "SudoRmRf"]
+__all__ = ["ConformerMasker", "GRUMasker", "SNRPredictor", "SpectralVAE",
+           "SudoRmRf"]

@@ -1,0 +1,84 @@
+"""The SNR predictor of data purification (Sivaraman, Kim & Kim, 2021,
+Sec. 2.3): its training scheme (Eqs. 8-10), and how a Brain uses a trained
+one to weight its loss frame by frame (Eq. 11).
+"""
+
+import torch
+import speechbrain as sb
+
+from speechbrain_remix.brains.base import EnhancementBrain
+from speechbrain_remix.data import NoisePool
+from speechbrain_remix.pretrained import load_pretrained
+from speechbrain_remix.segsnr import frame_weights, segsnr
+from speechbrain_remix.teacher import freeze
+
+
+def attach_snr_predictor(brain):
+    """The trained SNR predictor of ``brain``'s YAML (``snr_predictor``
+    module, weights from ``snr_predictor_source``), frozen (eval mode, no
+    gradient, outside ``modules`` and the optimizer) and registered in the
+    run's checkpoints: a resumed run weights its loss with the predictor
+    it started with, and a run folder holds everything it used."""
+    predictor = brain.hparams.snr_predictor
+    load_pretrained(predictor, brain.hparams.snr_predictor_source,
+                    "predictor")
+    predictor = freeze(predictor.to(brain.device))
+    if brain.checkpointer is not None:
+        brain.checkpointer.add_recoverable("snr_predictor", predictor)
+    return predictor
+
+
+@torch.no_grad()
+def purification_weights(predictor, signals):
+    """``p = sigmoid(h(signals))`` (Eq. 11), one weight per frame of the
+    segmental losses, ``[B, J]``, without gradient."""
+    predictor.eval()  # whatever fit() did to the modules
+    return frame_weights(predictor(signals))
+
+
+class SNRPredictorBrain(EnhancementBrain):
+    """Trains the SNR predictor ``h`` (``modules.predictor``) to regress
+    the segmental SNR of mixtures (Eqs. 8-10): clean speech of the
+    speaker-agnostic set ``G`` (``train_csv``, column ``clean_wav``) gets
+    training noise ``N`` (``noise_csv``) at an SNR uniform in
+    ``snr_range``; the target is ``alpha = SegSNR(s, x)`` (Eq. 9, raw dB)
+    and the loss the MSE between ``h(x)`` and ``alpha``, as the official
+    code.
+
+    Evaluation (``eval_metrics: snr_frames``) reports the frame-level error
+    of the estimates on the test mixtures, whose clean references give the
+    true SegSNR.
+    """
+
+    model_key = "predictor"
+    train_requires = ("clean_wav",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.noise_pool = NoisePool(self.hparams.noise_csv,
+                                    self.hparams.data_folder,
+                                    self.hparams.sample_rate)
+
+    def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
+        if stage == sb.Stage.VALID:  # the same noise every validation
+            self.valid_generator = torch.Generator().manual_seed(
+                self.hparams.seed)
+
+    def training_forward(self, batch, stage):
+        (clean,) = self.crop(batch, ["clean"], stage)
+        generator = self.rng.generator if stage == sb.Stage.TRAIN else \
+            self.valid_generator
+        mix, _ = self.noise_pool.add_to(clean, self.hparams.snr_range,
+                                        generator)
+        return self.modules.predictor(mix), segsnr(clean, mix)
+
+    def training_objectives(self, predictions, batch, stage):
+        predicted, target = predictions
+        return (predicted - target).pow(2).mean()
+
+    def systems(self):
+        return {"predictor": self.modules.predictor}
+
+    def maybe_save_enhanced(self, uid, wav):
+        """An SNR track is not audio: nothing to write."""

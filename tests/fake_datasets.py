@@ -76,6 +76,30 @@ def make_librispeech(root, subsets=("train-clean-360", "dev-clean",
     return root
 
 
+def make_librispeech100(root, n_speakers=24, n_utt=8):
+    """LibriSpeech ``train-clean-100/<spk>/<ch>/<spk>-<ch>-<utt>.flac``:
+    ``n_utt`` utterances of 1.2-2 s per speaker, over two chapters."""
+    for s in range(n_speakers):
+        spk = 19 + 7 * s  # real IDs are sparse integers
+        for i in range(n_utt):
+            chapter = 198 + 10 * s + i % 2
+            path = os.path.join(root, "train-clean-100", str(spk),
+                                str(chapter), f"{spk}-{chapter}-{i:04d}.flac")
+            write_wav(path, 1.2 + 0.1 * (i % 9), seed=1000 * s + i)
+    return root
+
+
+def make_musan(root, n=4):
+    """MUSAN's noise part at 16 kHz (``musan/noise/<source>/noise-<source>-
+    0000.wav``, the real naming), ``n`` files per source."""
+    for k, source in enumerate(("free-sound", "sound-bible")):
+        for i in range(n):
+            write_wav(os.path.join(root, "musan", "noise", source,
+                                   f"noise-{source}-{i:04d}.wav"),
+                      0.7 + 0.4 * i, seed=700 + 10 * k + i)
+    return root
+
+
 def make_fsd50k(root, n=4):
     """FSD50K audio (44.1 kHz) and ground truth, with one human-sound clip
     per split that must be excluded."""

@@ -3,8 +3,8 @@ Sec. 2.3): its training scheme (Eqs. 8-10), and how a Brain uses a trained
 one to weight its loss frame by frame (Eq. 11).
 """
 
-import torch
 import speechbrain as sb
+import torch
 
 from speechbrain_remix.brains.base import EnhancementBrain
 from speechbrain_remix.data import NoisePool

@@ -25,6 +25,9 @@ PREPARATIONS = {
     "fuss": "speechbrain_remix.prepare.fuss:prepare_fuss",
     "wsjmix": "speechbrain_remix.prepare.wsjmix:prepare_wsjmix",
     "daps": "speechbrain_remix.prepare.daps:prepare_daps",
+    "personal_librispeech":
+        "speechbrain_remix.prepare.personal:prepare_personal_librispeech",
+    "personal_demo": "speechbrain_remix.prepare.personal:prepare_personal_demo",
 }
 
 

@@ -83,16 +83,13 @@ def prepare_demo(
     speech = {s: prep.keep(files, os.path.join(source_folder, "speech", s))
               for s, files in speech.items()}
     rng = np.random.default_rng(seed)
-    train_speech = [speech["train"][i]
-                    for i in rng.permutation(len(speech["train"]))]
-    half = len(train_speech) // 2
+    pools = dict(zip("AB", speech_halves(speech["train"], rng)))
     need = n_train + n_valid
-    if half < need or len(speech["test"]) < n_test:
+    if len(pools["A"]) < need or len(speech["test"]) < n_test:
         raise DataError(
             f"{source_folder}: not enough speech for n_train={n_train}, "
             f"n_valid={n_valid}, n_test={n_test}; lower them"
         )
-    pools = {"A": train_speech[:half], "B": train_speech[half:]}
     for key, domain in DOMAINS.items():
         sub = f"noise/{domain}/train"
         noise_train = prep.keep(_list(source_folder, sub),
@@ -113,6 +110,39 @@ def prepare_demo(
                 sample_rate, snr_range, rng)
     prep.write("B_test.csv", test, MIX_FIELDS)
     prep.finish()
+
+
+def speech_halves(files, seed):
+    """The ``speech/train`` files of domain A and of domain B: a random
+    permutation cut in halves (B gets the odd one out).
+
+    Shared with ``prepare_personal_demo`` (``prepare/personal.py``), whose
+    speaker-agnostic speech must be exactly domain A's: the SNR predictor
+    and generalist trained there see the same speech as the teacher here.
+
+    Arguments
+    ---------
+    files : list
+        The usable ``speech/train`` files, sorted.
+    seed : int or numpy.random.Generator
+        A generator is used (and advanced) as is, so that
+        :func:`prepare_demo` draws everything else from the same stream.
+
+    Returns
+    -------
+    list, list
+        Domain A's files and domain B's.
+
+    Example
+    -------
+    >>> a, b = speech_halves(["w", "x", "y", "z", "zz"], 1234)
+    >>> len(a), len(b), sorted(a + b) == ["w", "x", "y", "z", "zz"]
+    (2, 3, True)
+    """
+    rng = np.random.default_rng(seed)  # a Generator is returned unchanged
+    shuffled = [files[i] for i in rng.permutation(len(files))]
+    half = len(shuffled) // 2
+    return shuffled[:half], shuffled[half:]
 
 
 def _list(root, sub):

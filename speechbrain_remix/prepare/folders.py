@@ -3,11 +3,14 @@
 * ``noisy_folder``: noisy recordings without references, the unlabeled
   in-domain mixtures RemixIT adapts to (``noisy_train.csv``,
   ``noisy_valid.csv``: ``ID, duration, mix_wav``).
-* ``clean_folder`` and ``noise_folder`` (optional): isolated speech and
-  noise to pre-train a supervised teacher.  Mixtures are synthesised once,
-  deterministically from ``seed``, at SNRs drawn from ``snr_range``
-  (``supervised_train.csv``, ``supervised_valid.csv``), and the noise gets a
-  manifest of its own (``noise.csv``) for MixIT or Eq. 17 of RemixIT.
+* ``noise_folder`` (optional): isolated noise, listed in ``noise.csv``
+  (``ID, duration, noise_wav``) for MixIT, Eq. 17 of RemixIT, or as the
+  training noise of pseudo speech enhancement (your own speaker needs only
+  noisy recordings and this noise; no clean speech).
+* ``clean_folder`` (optional, with ``noise_folder``): isolated speech to
+  pre-train a supervised teacher.  Mixtures of it with the noise are
+  synthesised once, deterministically from ``seed``, at SNRs drawn from
+  ``snr_range`` (``supervised_train.csv``, ``supervised_valid.csv``).
 * ``test_folder`` (optional): ``noisy/`` and ``clean/`` subfolders with
   files of the same names, for evaluation (``test.csv``).
 
@@ -119,7 +122,8 @@ def prepare_folders(
     data_folder : str
         Output folder for manifests and synthesised mixtures.
     noisy_folder, clean_folder, noise_folder, test_folder : str, optional
-        Input folders (see the module docstring).
+        Input folders (see the module docstring); ``noise_folder`` alone
+        gives ``noise.csv``, with ``clean_folder`` supervised mixtures too.
     sample_rate : int
         Rate every file must have.
     valid_fraction : float
@@ -142,9 +146,9 @@ def prepare_folders(
     prep = Preparation(data_folder, options)
     if prep.done():
         return
-    if not (noisy_folder or clean_folder or test_folder):
-        raise DataError("give at least one of noisy_folder, clean_folder "
-                        "(with noise_folder) or test_folder")
+    if not (noisy_folder or noise_folder or clean_folder or test_folder):
+        raise DataError("give at least one of noisy_folder, noise_folder, "
+                        "clean_folder (with noise_folder) or test_folder")
     if clean_folder and not noise_folder:
         raise DataError("clean_folder needs noise_folder to synthesise "
                         "mixtures for a supervised teacher")
@@ -157,9 +161,10 @@ def prepare_folders(
                              skipped=len(listed) - len(noisy))
         prep.write("noisy_train.csv", train, FIELDS)
         prep.write("noisy_valid.csv", valid, FIELDS)
-    if clean_folder:
+    if noise_folder:
         noise = prep.write("noise.csv", _rows(noise_folder, sample_rate,
                                               "noise_wav"), NOISE_FIELDS)
+    if clean_folder:
         clean = prep.screen(_rows(clean_folder, sample_rate, "clean_wav"),
                             clean_folder)
         mixtures = prep.screen(

@@ -1,0 +1,274 @@
+"""Personalized speech enhancement (Sivaraman et al., 2021) and
+confidence-weighted RemixIT inside their Brains: what is the target, what
+noise is added at which SNR, which weights scale the loss, what a run
+starts from, writes and resumes to; then every configuration end to end
+on the demo corpus with tiny models."""
+
+import csv
+import os
+
+import pytest
+import speechbrain as sb
+import torch
+from conftest import ROOT, TINY, argv
+from hyperpyyaml import load_hyperpyyaml
+from test_remixit_brain import Recorder
+
+import train
+from speechbrain_remix.apply import normalize
+from speechbrain_remix.data import make_dataset
+from speechbrain_remix.losses import confidence_weighted_loss
+from speechbrain_remix.models import GRUMasker, SNRPredictor
+from speechbrain_remix.segsnr import seg_mse
+
+# tiny GRUs and runs (keys of the personal and predictor YAMLs)
+PREDICTOR = {"predictor_hidden": 8, "predictor_layers": 1}
+SMALL = {"hidden": 8, **PREDICTOR}
+N_TEST = 3  # test utterances of the speaker (evaluation dominates a run)
+PERSONAL = {"skip_prep": True, "batch_size": 4, "number_of_epochs": 1, "save_enhanced": 1,
+            "demo_folder": TINY["demo_folder"], **SMALL}
+
+
+@pytest.fixture(scope="session")
+def personal_data(tmp_path_factory):
+    from speechbrain_remix.prepare.personal import prepare_personal_demo
+
+    folder = str(tmp_path_factory.mktemp("personal_data"))
+    prepare_personal_demo(TINY["demo_folder"], folder, seed=1234,
+                          n_test_utterances=N_TEST)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def predictor_file(tmp_path_factory):
+    """A randomly initialised tiny SNR predictor."""
+    path = str(tmp_path_factory.mktemp("predictor") / "predictor.ckpt")
+    torch.manual_seed(1)
+    torch.save(SNRPredictor(hidden=8, num_layers=1).state_dict(), path)
+    return path
+
+
+def build(name, data_folder, tmp_path, **overrides):
+    keys = {k: v for k, v in PERSONAL.items() if k != "demo_folder"}
+    if name.startswith("remixit"):  # a Sudo rm -rf student and teacher
+        keys = {**TINY, **PREDICTOR}
+    with open(os.path.join(ROOT, "hparams", name)) as f:
+        hparams = load_hyperpyyaml(f, {
+            **keys, "data_folder": data_folder,
+            "output_folder": str(tmp_path), **overrides})
+    brain_class = hparams["brain_class"]
+    brain = brain_class(
+        modules=hparams["modules"], opt_class=hparams["opt_class"],
+        hparams=hparams, run_opts={"device": "cpu", "noprogressbar": True},
+        checkpointer=hparams["checkpointer"])
+    data = make_dataset(hparams["train_csv"], data_folder, 16000,
+                        brain_class.train_columns(hparams))
+    loader = sb.dataio.dataloader.make_dataloader(data, batch_size=4)
+    brain.on_fit_start()
+    return brain, next(iter(loader))
+
+
+def snr_db(signal, noise):
+    return 10 * torch.log10(signal.pow(2).sum(-1) / noise.pow(2).sum(-1))
+
+
+def test_pse_target_is_the_premixture_plus_noise_at_the_drawn_snr(
+        personal_data, tmp_path):
+    """Eqs. 4-6: the pseudo-source s~ (the speaker's noisy recording) is the
+    target; the input is s~ + n, n scaled (never s~) to an SNR drawn from
+    U[-5, 5] dB."""
+    brain, batch = build("personal_pse_demo.yaml", personal_data, tmp_path)
+    brain.modules["model"] = Recorder(brain.modules["model"])
+    brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+    state = brain.rng.generator.get_state()
+    estimate, source, weights = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert weights is None  # PSE: the plain MSE of Eq. 3
+
+    brain.rng.generator.set_state(state)  # the same draws, by hand
+    premix, clean = brain.crop(batch, ["mix", "clean"], sb.Stage.TRAIN)
+    noisy, snr = brain.noise_pool.add_to(premix, [-5.0, 5.0],
+                                         brain.rng.generator)
+    torch.testing.assert_close(source, premix)  # the premixture, exactly
+    assert not torch.allclose(source, clean, atol=1e-3)  # never the clean
+    x, _ = normalize(noisy)
+    torch.testing.assert_close(brain.modules["model"].input, x)
+    assert ((snr >= -5) & (snr <= 5)).all() and snr.std() > 0
+    torch.testing.assert_close(snr_db(premix, noisy - premix), snr,
+                               atol=1e-3, rtol=0)
+    loss = brain.compute_objectives((estimate, source, None), batch,
+                                    sb.Stage.TRAIN)
+    assert loss.item() == pytest.approx(
+        (estimate - premix).pow(2).mean().item(), rel=1e-6)
+
+
+def test_se_target_is_clean_speech(personal_data, tmp_path):
+    brain, batch = build("personal_se_demo.yaml", personal_data, tmp_path)
+    brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+    state = brain.rng.generator.get_state()
+    _, source, _ = brain.compute_forward(batch, sb.Stage.TRAIN)
+    brain.rng.generator.set_state(state)
+    (clean,) = brain.crop(batch, ["clean"], sb.Stage.TRAIN)
+    torch.testing.assert_close(source, clean)
+
+
+def test_purification_weights_the_segmental_mse_by_the_predictor(
+        personal_data, tmp_path, predictor_file):
+    """PSE+DP: p = sigmoid(h(s~)) of the frozen predictor (Eq. 11) weights
+    the SegMSE (Eq. 12); the predictor gets no gradient, is not trained
+    and is saved with the run."""
+    brain, batch = build("personal_pse_demo.yaml", personal_data, tmp_path,
+                         purify=True, snr_predictor_source=predictor_file)
+    h = SNRPredictor(hidden=8, num_layers=1)
+    h.load_state_dict(torch.load(predictor_file))
+    brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+    brain.nonfinite_count = 0
+    estimate, source, weights = brain.compute_forward(batch, sb.Stage.TRAIN)
+    with torch.no_grad():
+        torch.testing.assert_close(weights, torch.sigmoid(h(source)))
+    assert weights.shape == (4, 63) and not weights.requires_grad
+    loss = brain.compute_objectives((estimate, source, weights), batch,
+                                    sb.Stage.TRAIN)
+    torch.testing.assert_close(loss, seg_mse(estimate, source,
+                                             weights).mean())
+    before = {k: v.clone() for k, v in h.state_dict().items()}
+    model_before = {k: v.clone() for k, v in
+                    brain.modules.model.state_dict().items()}
+    brain.fit_batch(batch)
+    assert any(not torch.equal(v, model_before[k])
+               for k, v in brain.modules.model.state_dict().items())
+    for k, v in brain.snr_predictor.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.grad is None for p in brain.snr_predictor.parameters())
+    assert "snr_predictor" in brain.checkpointer.recoverables
+
+
+def test_se_to_pse_starts_from_the_se_model(personal_data, tmp_path):
+    se = GRUMasker(hidden=8)
+    path = str(tmp_path / "se.ckpt")
+    torch.save(se.state_dict(), path)
+    brain, _ = build("personal_pse_demo.yaml", personal_data,
+                     tmp_path / "run", init_source=path)
+    for k, v in brain.modules.model.state_dict().items():
+        assert torch.equal(v, se.state_dict()[k]), k
+
+
+def test_weighted_remixit_loss_in_the_brain(demo_data, tmp_path, teacher_file,
+                                            predictor_file):
+    """Confidence-weighted RemixIT: the predictor's weights of the teacher's
+    speech estimate s~ weight the speech term of Eq. 6."""
+    brain, batch = build("remixit_weighted_demo.yaml", demo_data, tmp_path,
+                         teacher_source=teacher_file,
+                         snr_predictor_source=predictor_file,
+                         student_init="scratch")
+    h = SNRPredictor(hidden=8, num_layers=1)
+    h.load_state_dict(torch.load(predictor_file))
+    brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+    estimates, targets, weights = brain.compute_forward(batch,
+                                                        sb.Stage.TRAIN)
+    with torch.no_grad():  # the weights of the speech pseudo-target's frames
+        torch.testing.assert_close(weights, torch.sigmoid(h(targets[:, 0])))
+    loss = brain.compute_objectives((estimates, targets, weights), batch,
+                                    sb.Stage.TRAIN)
+    expected = confidence_weighted_loss(estimates, targets, weights,
+                                        (0.5, 0.5), 30.0).mean()
+    torch.testing.assert_close(loss, expected)
+    plain = brain.compute_objectives((estimates, targets, None), batch,
+                                     sb.Stage.TRAIN)
+    assert abs(plain.item() - loss.item()) > 1e-4
+
+
+# ----------------------------------------------------------------------
+# end to end: train.py runs of every configuration
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run(name, data_folder, out, **overrides):
+    base = dict(PERSONAL)
+    if name.startswith("snr_predictor"):
+        base.pop("hidden")  # a GRU masker's size
+    return train.main(argv(name, base=base, data_folder=data_folder,
+                           output_folder=str(out), **overrides))
+
+
+@pytest.fixture(scope="module")
+def trained(personal_data, tmp_path_factory):
+    """The SNR predictor and the SE generalist, trained for one epoch."""
+    root = tmp_path_factory.mktemp("personal_runs")
+    predictor = run("snr_predictor_demo.yaml", personal_data,
+                    root / "predictor")
+    run("personal_se_demo.yaml", personal_data, root / "se")
+    return root, predictor
+
+
+def test_snr_predictor_run_reports_frame_errors(trained):
+    root, summary = trained
+    assert list(summary) == ["predictor"]
+    rows = read_csv(root / "predictor" / "test_results.csv")
+    assert list(rows[0]) == ["ID", "frame_mae_db", "frame_rmse_db",
+                             "frame_corr", "weight_mae"]
+    assert len(rows) == N_TEST + 1  # the speaker's test mixtures, avg
+    assert all(float(r["frame_mae_db"]) > 0 for r in rows)
+    assert not os.path.exists(root / "predictor" / "enhanced")
+
+
+# PSE+DP from scratch: test_pse_dp_resumes_exactly
+@pytest.mark.parametrize("purify, from_se", [(False, False), (False, True),
+                                             (True, True)])
+def test_every_configuration_trains_and_reports_per_speaker(
+        trained, personal_data, tmp_path, purify, from_se):
+    root, _ = trained
+    extra = {"purify": purify,
+             "snr_predictor_source": root / "predictor" / "save"}
+    if from_se:
+        extra["init_source"] = root / "se" / "save"
+    summary = run("personal_pse_demo.yaml", personal_data, tmp_path, **extra)
+    assert list(summary) == ["mixture", "model"]
+    rows = read_csv(tmp_path / "speaker_results.csv")
+    assert [(r["system"], r["speaker"], r["n"]) for r in rows] == [
+        ("mixture", "fillets_v", str(N_TEST)),
+        ("model", "fillets_v", str(N_TEST))]
+    assert float(rows[1]["si_sdri"]) == pytest.approx(
+        summary["model"]["si_sdri"], abs=1e-3)
+    assert os.listdir(tmp_path / "enhanced" / "model")
+
+
+def test_pse_dp_resumes_exactly(trained, personal_data, tmp_path):
+    """Killed after epoch 1 of 2 and resumed: the same final weights and
+    test results as an uninterrupted run (noise, offsets and SNRs come
+    from the checkpointed generator)."""
+    root, _ = trained
+    extra = {"purify": True, "number_of_epochs": 2,
+             "snr_predictor_source": root / "predictor" / "save"}
+    straight = run("personal_pse_demo.yaml", personal_data,
+                   tmp_path / "straight", **extra)
+    run("personal_pse_demo.yaml", personal_data, tmp_path / "resumed",
+        **{**extra, "number_of_epochs": 1})
+    resumed = run("personal_pse_demo.yaml", personal_data,
+                  tmp_path / "resumed", **extra)
+    assert resumed == straight
+    rows = read_csv(tmp_path / "straight" / "speaker_results.csv")
+    assert [r["speaker"] for r in rows] == ["fillets_v", "fillets_v"]
+
+    def final(folder):
+        ckpts = sorted((folder / "save").glob("CKPT*"))
+        return torch.load(ckpts[-1] / "model.ckpt")
+
+    a, b = final(tmp_path / "straight"), final(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_weighted_remixit_demo_runs(demo_data, tmp_path, teacher_file,
+                                    trained):
+    root, _ = trained
+    summary = train.main(argv(
+        "remixit_weighted_demo.yaml", base={**TINY, **PREDICTOR},
+        data_folder=demo_data, output_folder=str(tmp_path),
+        teacher_source=teacher_file,
+        snr_predictor_source=root / "predictor" / "save"))
+    assert list(summary) == ["mixture", "teacher", "student"]
+    ckpt = next((tmp_path / "save").glob("CKPT*"))
+    assert (ckpt / "snr_predictor.ckpt").is_file()

@@ -28,21 +28,24 @@ class UsageError(ValueError):
 
 def build_datasets(hparams, brain_class):
     """Train/valid manifests must hold what the scheme trains on; the test
-    manifest needs clean references for the metrics."""
+    manifest needs clean references for the metrics (``test_csv: null``
+    leaves the evaluation out)."""
     root, rate = hparams["data_folder"], hparams["sample_rate"]
     crop = hparams["crop_seconds"]
     needs = brain_class.train_columns(hparams)
     short = hparams.get("short_clips", "error")  # or "drop"
-    return {
+    datasets = {
         "train": make_dataset(hparams["train_csv"], root, rate, needs, crop,
                               short, hparams.get("max_sources")),
         "valid": make_dataset(hparams["valid_csv"], root, rate, needs, crop,
                               short, hparams.get("max_sources")),
-        "test": make_dataset(
+    }
+    if hparams["test_csv"]:  # null: a run without references, not evaluated
+        datasets["test"] = make_dataset(
             hparams["test_csv"], root, rate, brain_class.test_columns(hparams),
             max_sources=hparams.get("max_sources"),
-        ),
-    }
+        )
+    return datasets
 
 
 def load_hparams(hparams_file, overrides):
@@ -93,6 +96,10 @@ def main(argv):
         train_loader_kwargs=hparams["train_dataloader_opts"],
         valid_loader_kwargs=hparams["valid_dataloader_opts"],
     )
+    if "test" not in datasets:
+        print("test_csv: null, so no evaluation (it needs clean references)"
+              f"; the trained model is in {hparams['save_folder']}")
+        return None
     return brain.evaluate_systems(
         datasets["test"], hparams["test_dataloader_opts"]
     )

@@ -25,8 +25,8 @@ from speechbrain_remix.segsnr import seg_mse
 PREDICTOR = {"predictor_hidden": 8, "predictor_layers": 1}
 SMALL = {"hidden": 8, **PREDICTOR}
 N_TEST = 3  # test utterances of the speaker (evaluation dominates a run)
-PERSONAL = {"skip_prep": True, "batch_size": 4, "number_of_epochs": 1, "save_enhanced": 1,
-            "demo_folder": TINY["demo_folder"], **SMALL}
+PERSONAL = {"skip_prep": True, "batch_size": 4, "number_of_epochs": 1,
+            "save_enhanced": 1, "demo_folder": TINY["demo_folder"], **SMALL}
 
 
 @pytest.fixture(scope="session")
@@ -272,3 +272,53 @@ def test_weighted_remixit_demo_runs(demo_data, tmp_path, teacher_file,
     assert list(summary) == ["mixture", "teacher", "student"]
     ckpt = next((tmp_path / "save").glob("CKPT*"))
     assert (ckpt / "snr_predictor.ckpt").is_file()
+
+
+def test_your_own_speaker_from_a_folder_of_noisy_recordings(tmp_path):
+    """hparams/personal_pse_folders.yaml: noisy recordings and a noise
+    folder are all PSE needs (no test set: trained, not evaluated); clean
+    references, when given, add the evaluation."""
+    import glob
+
+    import numpy as np
+    import soundfile as sf
+
+    demo = TINY["demo_folder"]
+    speech = sorted(glob.glob(f"{demo}/speech/test/fillets_v_*.ogg"))[:10]
+    env = sorted(glob.glob(f"{demo}/noise/env/train/*.ogg"))
+    for sub in ("noisy", "test/noisy", "test/clean", "noise"):
+        os.makedirs(tmp_path / sub)
+    for k, path in enumerate(speech):
+        s, _ = sf.read(path)
+        m, _ = sf.read(env[k])
+        premix = s + 0.3 * m[: len(s)] * np.std(s) / np.std(m)
+        if k < 8:
+            sf.write(tmp_path / "noisy" / f"rec{k}.wav", premix, 16000)
+        else:
+            sf.write(tmp_path / "test" / "noisy" / f"t{k}.wav", premix, 16000)
+            sf.write(tmp_path / "test" / "clean" / f"t{k}.wav", s, 16000)
+    for k, path in enumerate(sorted(glob.glob(
+            f"{demo}/noise/music/train/*.ogg"))[:3]):
+        wav, _ = sf.read(path)
+        sf.write(tmp_path / "noise" / f"n{k}.wav", wav, 16000)
+    base = {k: v for k, v in PERSONAL.items()
+            if k not in ("demo_folder", "skip_prep")}
+    common = dict(base=base, noisy_folder=tmp_path / "noisy",
+                  noise_folder=tmp_path / "noise")
+    out = tmp_path / "run"
+    assert train.main(argv("personal_pse_folders.yaml",
+                           data_folder=tmp_path / "data", output_folder=out,
+                           **common)) is None
+    assert list((out / "save").glob("CKPT*/model.ckpt"))
+    summary = train.main(argv(
+        "personal_pse_folders.yaml", data_folder=tmp_path / "data2",
+        output_folder=tmp_path / "run2", test_folder=tmp_path / "test",
+        test_csv=tmp_path / "data2" / "test.csv", **common))
+    assert list(summary) == ["mixture", "model"]
+    from speechbrain_remix.data import DataError
+
+    with pytest.raises(DataError, match="noise_folder"):
+        train.main(argv("personal_pse_folders.yaml", base=base,
+                        noisy_folder=tmp_path / "noisy",
+                        data_folder=tmp_path / "data3",
+                        output_folder=tmp_path / "run3"))

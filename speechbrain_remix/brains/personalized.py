@@ -14,6 +14,8 @@ SE->PSE+DP      ``mix_wav``      True         the SE run's ``save`` folder
 ==============  ===============  ===========  ===============================
 """
 
+import os
+
 import speechbrain as sb
 import torch
 
@@ -22,7 +24,7 @@ from speechbrain_remix.brains.purification import (
     attach_snr_predictor,
     purification_weights,
 )
-from speechbrain_remix.data import NoisePool
+from speechbrain_remix.data import DataError, NoisePool
 from speechbrain_remix.pretrained import load_pretrained
 from speechbrain_remix.segsnr import seg_mse
 
@@ -65,6 +67,12 @@ class PseudoSEBrain(EnhancementBrain):
         super().__init__(*args, **kwargs)
         hp = self.hparams
         self.train_columns({"source_column": hp.source_column})
+        if not os.path.isfile(hp.noise_csv):
+            raise DataError(
+                f"noise_csv {hp.noise_csv}: not found; pseudo speech "
+                "enhancement adds training noise to the recordings: give a "
+                "noise folder (--noise_folder for your own recordings) or "
+                "run the data preparation")
         self.noise_pool = NoisePool(hp.noise_csv, hp.data_folder,
                                     hp.sample_rate)
         if hp.init_source:  # SE -> PSE: a checkpoint overrides on resume

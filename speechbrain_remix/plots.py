@@ -128,3 +128,27 @@ def plot_config_boxes(groups, out_png, ylabel="SI-SDRi (dB)", notch=True):
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
+
+
+def plot_snr_tracks(mixture, true_db, predicted_db, sample_rate, hop,
+                    out_png):
+    """Like Fig. 2 of Sivaraman et al. (2021): a test mixture, its true
+    and predicted segmental SNR, and the frame weights
+    ``sigmoid(predicted)`` that purification would use."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True)
+    t = np.arange(len(mixture)) / sample_rate
+    frames_t = np.arange(len(true_db)) * hop / sample_rate
+    axes[0].plot(t, mixture, lw=0.5)
+    axes[0].set_ylabel("mixture")
+    axes[1].plot(frames_t, true_db, label="true SegSNR")
+    axes[1].plot(frames_t, predicted_db, label="predicted")
+    axes[1].set_ylabel("dB")
+    axes[1].legend(loc="lower right")
+    axes[2].plot(frames_t, 1 / (1 + np.exp(-np.asarray(predicted_db))))
+    axes[2].set_ylim(-0.05, 1.05)
+    axes[2].set_ylabel("weight p")
+    axes[2].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)

@@ -213,6 +213,7 @@ def test_snr_predictor_run_reports_frame_errors(trained):
     assert len(rows) == N_TEST + 1  # the speaker's test mixtures, avg
     assert all(float(r["frame_mae_db"]) > 0 for r in rows)
     assert not os.path.exists(root / "predictor" / "enhanced")
+    assert os.path.getsize(root / "predictor" / "snr_tracks.png") > 1000
 
 
 # PSE+DP from scratch: test_pse_dp_resumes_exactly

@@ -3,9 +3,12 @@ Sec. 2.3): its training scheme (Eqs. 8-10), and how a Brain uses a trained
 one to weight its loss frame by frame (Eq. 11).
 """
 
+import os
+
 import speechbrain as sb
 import torch
 
+from speechbrain_remix import plots
 from speechbrain_remix.brains.base import EnhancementBrain
 from speechbrain_remix.data import NoisePool
 from speechbrain_remix.pretrained import load_pretrained
@@ -82,3 +85,25 @@ class SNRPredictorBrain(EnhancementBrain):
 
     def maybe_save_enhanced(self, uid, wav):
         """An SNR track is not audio: nothing to write."""
+
+    def test_objectives(self, estimate, batch):
+        if not self.test_rows:  # the first test mixture, for the figure
+            n = int(round(float(batch.mix.lengths[0])
+                          * batch.mix.data.shape[1]))
+            mix = batch.mix.data[0, :n].float().cpu()
+            true = segsnr(batch.clean.data[0, :n].float().cpu(), mix)
+            self.examples["snr"] = (mix, true, estimate[0, : true.numel()]
+                                    .detach().float().cpu())
+        return super().test_objectives(estimate, batch)
+
+    def evaluate_systems(self, test_set, loader_kwargs):
+        """The base evaluation, and ``snr_tracks.png`` (a test mixture, its
+        true and predicted SegSNR and the weights, like Fig. 2)."""
+        summary = super().evaluate_systems(test_set, loader_kwargs)
+        if "snr" in self.examples and sb.utils.distributed.if_main_process():
+            mix, true, predicted = (x.numpy() for x in self.examples["snr"])
+            plots.plot_snr_tracks(
+                mix, true, predicted, self.hparams.sample_rate,
+                self.modules.predictor.hop,
+                os.path.join(self.results_folder(), "snr_tracks.png"))
+        return summary

@@ -12,6 +12,8 @@ RemixIT: Tzinis et al., "RemixIT: continual self-training of speech
 enhancement models via bootstrapped remixing", IEEE JSTSP 2022.
 Saijo & Ogawa: "Remixing-based unsupervised source separation from
 scratch", Interspeech 2023 (RemixIT and Self-Remixing from scratch).
+Sivaraman, Kim & Kim: "Personalized speech enhancement through
+self-supervised data augmentation and purification", Interspeech 2021.
 """
 
 import glob
@@ -248,7 +250,76 @@ WANG_TABLE = {
     "mae_daps_street.yaml": {**WANG_MAE, "snr_db": 5},  # Table 2: 5, 10
 }
 
-TABLE = {**REMIXIT_TABLE, **SAIJO_TABLE, **WANG_TABLE}
+# ==========================================================================
+# Sivaraman, Kim & Kim (2021): personalized speech enhancement
+# ==========================================================================
+
+# Sec. 3.2: 1 s signals at 16 kHz; training noise (MUSAN free-sound) at a
+# mixture SNR uniform in [-5, 5] dB, also for the SNR predictor's mixtures
+# (Eq. 8 as Eq. 1); premixture SNR uniform in [0, 15] dB; twenty test
+# speakers.  Paper silent, official code (NOTES.md): Adam 1e-3, constant
+# (no decay), batch 128 for the denoisers.  Ours: the predictor's batch
+# (the denoisers' 128), the epochs (100 on G, 1000 one-step epochs per
+# test speaker), selection by validation loss, the test SNR range (as the
+# training mixtures) and the seed of the data draws (``data_seed``, apart
+# from --seed so that the runs of every seed share one preparation).
+SIVARAMAN_TRAINING = {
+    "optimizer": "Adam", "lr": 1e-3, "lr_decay_every": 0, "batch_size": 128,
+    "sample_rate": 16000, "crop_seconds": 1.0, "snr_range": [-5.0, 5.0],
+    "premix_snr_range": [0.0, 15.0], "test_snr_range": [-5.0, 5.0],
+    "n_test_speakers": 20, "data_seed": 1234, "select_by": "valid_loss",
+}
+# Sec. 3.3: the SNR predictor is a GRU of 3 layers of 1024 units on the
+# |STFT| with frame N = 1024 and hop H = 256 (also the one the purifying
+# configurations load).
+SNR_PREDICTOR = {"predictor_hidden": 1024, "predictor_num_layers": 3,
+                 "predictor_n_fft": 1024, "predictor_hop": 256}
+# Sec. 3.3: two-layer GRU maskers of 64, 128 or 256 units (64 by default,
+# --hidden for the others), the same STFT; the second output (mixture minus
+# speech) is this project's convention.
+GRU_MASKER = {**SIVARAMAN_TRAINING, **SNR_PREDICTOR, "hidden": 64,
+              "num_layers": 2, "n_fft": 1024, "hop": 256, "outputs": 2}
+# Sec. 3.1: SE trains on clean speech of G (Eq. 2), the four personalized
+# configurations on the test speaker's premixtures (Eq. 6); "+DP" weights
+# the loss by the SNR predictor (Eq. 12); "SE->" starts from the SE model
+# of the same size and seed.
+SE_SAVE = "results/librispeech_pse/se_64/1234/save"
+SIVARAMAN_TABLE = {
+    "snr_predictor_librispeech.yaml": {
+        **SIVARAMAN_TRAINING, **SNR_PREDICTOR, "number_of_epochs": 100,
+        "eval_metrics": "snr_frames"},
+    "personal_se_librispeech.yaml": {
+        **GRU_MASKER, "source_column": "clean_wav", "purify": False,
+        "init_source": None, "number_of_epochs": 100},
+    "personal_pse_librispeech.yaml": {
+        **GRU_MASKER, "source_column": "mix_wav", "purify": False,
+        "init_source": None, "number_of_epochs": 1000},
+    "personal_pse_dp_librispeech.yaml": {
+        **GRU_MASKER, "source_column": "mix_wav", "purify": True,
+        "init_source": None, "number_of_epochs": 1000},
+    "personal_se_pse_librispeech.yaml": {
+        **GRU_MASKER, "source_column": "mix_wav", "purify": False,
+        "init_source": SE_SAVE, "number_of_epochs": 1000},
+    "personal_se_pse_dp_librispeech.yaml": {
+        **GRU_MASKER, "source_column": "mix_wav", "purify": True,
+        "init_source": SE_SAVE, "number_of_epochs": 1000},
+    # Not an experiment of the paper: PSE on a user's own folder of noisy
+    # recordings.  The paper's signals, noise SNRs and masker (Sec. 3.2,
+    # 3.3), the official code's optimizer; ours: batch 8 and 40 epochs for
+    # a few minutes of recordings, and the demo's SNR predictor (3 x 256).
+    "personal_pse_folders.yaml": {
+        "optimizer": "Adam", "lr": 1e-3, "lr_decay_every": 0,
+        "sample_rate": 16000, "crop_seconds": 1.0, "snr_range": [-5.0, 5.0],
+        "hidden": 64, "num_layers": 2, "n_fft": 1024, "hop": 256,
+        "outputs": 2, "source_column": "mix_wav", "purify": False,
+        "init_source": None, "batch_size": 8, "number_of_epochs": 40,
+        "select_by": "valid_loss", "predictor_hidden": 256,
+        "predictor_num_layers": 3},
+}
+LIBRISPEECH_PSE = [n for n in SIVARAMAN_TABLE
+                   if n.endswith("_librispeech.yaml")]
+
+TABLE = {**REMIXIT_TABLE, **SAIJO_TABLE, **WANG_TABLE, **SIVARAMAN_TABLE}
 PAPER_YAMLS = sorted(
     os.path.basename(p)
     for p in glob.glob(os.path.join(ROOT, "hparams", "*.yaml"))
@@ -280,7 +351,8 @@ def load(name, tmp_path_factory):
 def constants(hparams):
     """The constants of a loaded recipe under the table's names."""
     got = {k: v for k, v in hparams.items()
-           if isinstance(v, (int, float, str, list)) and not callable(v)}
+           if v is None or isinstance(v, (int, float, str, list))
+           and not callable(v)}
     opt = hparams["opt_class"]
     got["optimizer"] = opt.func.__name__
     got["weight_decay"] = opt.keywords.get("weight_decay", 0.0)
@@ -305,6 +377,13 @@ def constants(hparams):
             got["hop"] = model.hop
         for k, v in config.items():
             got.setdefault(k, v)
+    # the SNR predictor of data purification: the one a predictor YAML
+    # trains (``predictor``) or the one a PSE YAML loads (``snr_predictor``)
+    for key in ("predictor", "snr_predictor"):
+        model = hparams.get(key)
+        if model is not None:
+            for k, v in model.config.items():
+                got["predictor_" + k] = v
     return got
 
 
@@ -364,6 +443,8 @@ def test_learning_rate_schedule(name, tmp_path_factory):
     rule = saijo_lr if name in SAIJO_TABLE else remixit_lr
     if name in WANG_TABLE:  # a constant 1e-4 (official code)
         rule = lambda epoch: 1e-4  # noqa: E731
+    if name in SIVARAMAN_TABLE:  # a constant 1e-3 (official code)
+        rule = lambda epoch: 1e-3  # noqa: E731
     for epoch in range(1, hparams["number_of_epochs"] + 1):
         lr = EnhancementBrain.learning_rate(stand_in, epoch)
         assert lr == pytest.approx(rule(epoch), rel=1e-9), (name, epoch)
@@ -376,3 +457,41 @@ def test_schedule_rules_by_hand():
     assert saijo_lr(100) == saijo_lr(103) == 2e-4
     assert saijo_lr(104) == pytest.approx(1.96e-4)
     assert saijo_lr(600) == 2e-5
+
+
+# --------------------------------------------------------------------------
+# Sivaraman et al.: the runs of one experiment fit together
+# --------------------------------------------------------------------------
+
+
+def _default_folders(name, data_folder):
+    """The YAML with only its data folder given, its output folders as
+    written."""
+    with open(os.path.join(ROOT, "hparams", name)) as f:
+        return load_hyperpyyaml(f, {"data_folder": data_folder})
+
+
+def test_personalized_runs_fit_together(tmp_path):
+    data = str(tmp_path / "PSE")
+    loaded = {name: _default_folders(name, data) for name in LIBRISPEECH_PSE}
+    predictor = loaded.pop("snr_predictor_librispeech.yaml")
+    se = loaded["personal_se_librispeech.yaml"]
+    for name, hparams in loaded.items():
+        # DP loads the predictor that hparams/snr_predictor_* saves
+        assert hparams["snr_predictor_source"] == predictor["save_folder"]
+        # SE -> PSE starts from the SE run of the same size and seed
+        if hparams["init_source"] is not None:
+            assert hparams["init_source"] == se["save_folder"], name
+    # one preparation: the same options everywhere, or a run would redo it
+    # (other test speakers) under the runs that share its data_folder
+    options = {name: dict(h["prepare"].keywords) for name, h in
+               [("snr_predictor_librispeech.yaml", predictor),
+                *loaded.items()]}
+    first = options["snr_predictor_librispeech.yaml"]
+    # the datasets default to data_folder's siblings (a path without "..",
+    # valid before data_folder exists)
+    assert first["librispeech_folder"] == str(tmp_path / "LibriSpeech")
+    assert all(o == first for o in options.values()), options
+    # distinct default output folders (the speaker's runs do not collide)
+    folders = [h["output_folder"] for h in loaded.values()]
+    assert len(set(folders)) == len(folders)

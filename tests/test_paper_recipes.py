@@ -13,6 +13,8 @@ from fake_datasets import (
     make_fsd50k,
     make_fuss,
     make_librispeech,
+    make_librispeech100,
+    make_musan,
     make_vctk,
     make_wham,
     make_wsj_chime,
@@ -21,15 +23,17 @@ from fake_datasets import (
 from hyperpyyaml import load_hyperpyyaml
 
 import train
-from speechbrain_remix.models import SudoRmRf
+from speechbrain_remix.models import GRUMasker, SNRPredictor, SudoRmRf
 from speechbrain_remix.prepare.librifsd50k import prepare_librifsd50k
+from speechbrain_remix.prepare.personal import prepare_personal_librispeech
 
 PAPER_YAMLS = sorted(
     os.path.basename(p)
     for p in glob.glob(os.path.join(ROOT, "hparams", "*.yaml"))
-    if "_demo" not in p
-)
-DATASETS = ("librifsd50k", "wham", "vctk", "fuss", "wsjmix", "dns", "daps")
+    if "_demo" not in p and "_folders" not in p  # a user's own folders:
+)  # tests/test_personalized.py
+DATASETS = ("librifsd50k", "wham", "vctk", "fuss", "wsjmix", "dns", "daps",
+            "librispeech")
 # the FUSS recipes' Conformer, shrunk (its other keys are not top-level)
 TINY_FUSS = {"num_layers": 1, "batch_size": 4, "crop_seconds": 1.0,
              "number_of_epochs": 2, "save_enhanced": 1, "warmup_steps": 2,
@@ -40,6 +44,11 @@ TINY_DAPS = {"batch_size": 4, "number_of_epochs": 1, "save_enhanced": 1,
              "kernel_size": 3, "speaker_split": "[4, 2, 2]",
              "script_split": "[1, 1, 1]", "segment_seconds": 0.5,
              "environments": "[ipad_office1, iphone_bedroom1]"}
+# personalized enhancement (Sivaraman et al.): tiny GRUs on a fake
+# train-clean-100 of 6 speakers (2 test speakers, 2 test utterances each:
+# evaluation is what takes time)
+TINY_PSE = {"batch_size": 4, "number_of_epochs": 1, "save_enhanced": 1,
+            "hidden": 8, "predictor_hidden": 8, "skip_prep": True}
 
 
 def dataset_of(name):
@@ -60,6 +69,15 @@ def fake_roots(tmp_path_factory):
     prepare_librifsd50k(os.path.join(lfsd, "LibriSpeech"),
                         os.path.join(lfsd, "FSD50K"), lfsd_manifests,
                         n_mixtures=(6, 2, 3))
+    pse = str(base / "pse")
+    make_librispeech100(os.path.join(pse, "LibriSpeech"), n_speakers=6,
+                        n_utt=8)
+    make_musan(pse)
+    make_fsd50k(os.path.join(pse, "FSD50K"))
+    prepare_personal_librispeech(  # as the YAMLs do (their runs skip it)
+        os.path.join(pse, "LibriSpeech"), os.path.join(pse, "musan"),
+        os.path.join(pse, "FSD50K"), os.path.join(pse, "PSE"),
+        n_test_speakers=2, n_test_utterances=2)  # the runs skip preparing
     street = str(base / "street")
     for k in range(3):
         write_wav(os.path.join(street, f"London_{k}.wav"), 2.0, seed=k)
@@ -73,6 +91,7 @@ def fake_roots(tmp_path_factory):
         "wsjmix": make_wsj_chime(str(base / "wsjmix")),
         "librifsd50k": lfsd,
         "lfsd_manifests": lfsd_manifests,
+        "librispeech": os.path.join(pse, "PSE"),
     }
 
 
@@ -126,6 +145,18 @@ def test_one_tiny_epoch(name, fake_roots, tmp_path):
         extra["environment"] = "ipad_office1"
     if "street_noise_folder" in keys:
         extra["street_noise_folder"] = fake_roots["street"]
+    if ds == "librispeech":
+        base = {k: v for k, v in TINY_PSE.items() if k in keys}
+        if "speaker" in keys:  # the first test speaker drawn
+            with open(os.path.join(fake_roots[ds], "speakers.csv")) as f:
+                extra["speaker"] = f.read().splitlines()[1].split(",")[0]
+        if "snr_predictor_source" in keys:
+            extra["snr_predictor_source"] = str(tmp_path / "predictor.ckpt")
+            torch.save(SNRPredictor(hidden=8).state_dict(),
+                       extra["snr_predictor_source"])
+        if name.startswith("personal_se_pse"):  # SE -> PSE
+            extra["init_source"] = str(tmp_path / "se.ckpt")
+            torch.save(GRUMasker(hidden=8).state_dict(), extra["init_source"])
     summary = train.main(argv(name, base=base, **extra))
     if ds == "daps":
         assert list(summary) == (["cae"] if name.startswith("cae") else [
@@ -138,6 +169,8 @@ def test_one_tiny_epoch(name, fake_roots, tmp_path):
         assert set(summary) == {"model"}
         assert set(summary["model"]) == {"1S", "2Si", "3Si", "4Si", "MSi",
                                          "TRF"}
+    elif name.startswith("snr_predictor"):
+        assert set(summary) == {"predictor"}
     else:
         assert summary["mixture"]["si_sdri"] == 0.0
     assert os.path.isfile(tmp_path / "out" / "test_results.csv")

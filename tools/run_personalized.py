@@ -3,7 +3,9 @@
 Sivaraman et al., 2021) for every test speaker, model size and seed, then
 a table and a box plot like the paper's Fig. 3.
 
-For each seed: the SNR predictor (once, seed of the first run), then for
+For each seed (which draws the data as well as the training, unless
+``--fixed_data``: the speaker's split, premixtures and test mixtures): the
+SNR predictor (once, with the first seed), then for
 each GRU size the generalist SE, and for each test speaker (``speakers.csv``
 of the preparation) PSE, PSE+DP, SE->PSE and SE->PSE+DP, each a
 ``train.py`` run in its own folder under ``--out``.  A run whose
@@ -69,6 +71,11 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[64])
     parser.add_argument("--out", default="results/demo/personalized")
     parser.add_argument("--data_folder", default=None)
+    parser.add_argument(
+        "--fixed_data", action="store_true",
+        help="draw the data with the first seed for every run (needed "
+        "where test speakers are drawn, as in LibriSpeech: the SNR "
+        "predictor must never have heard them)")
     # any other option goes to every train.py run (--number_of_epochs=2)
     args, overrides = parser.parse_known_args(argv)
     hp = lambda name: os.path.join(  # noqa: E731
@@ -77,17 +84,21 @@ def main(argv=None):
     if args.data_folder:
         common.append(f"--data_folder={args.data_folder}")
     predictor = os.path.join(args.out, "snr_predictor")
-    train(hp("snr_predictor"), predictor, common + [f"--seed={args.seeds[0]}"])
+    train(hp("snr_predictor"), predictor, common + [
+        f"--seed={args.seeds[0]}", f"--data_seed={args.seeds[0]}"])
     data_folder = args.data_folder or _data_folder(predictor)
-    with open(os.path.join(data_folder, "speakers.csv"), newline="") as f:
-        speakers = [row["speaker"] for row in csv.DictReader(f)]
     rows = []
     for seed in args.seeds:
         for size in args.sizes:
-            base = common + [f"--seed={seed}", f"--hidden={size}",
+            data_seed = args.seeds[0] if args.fixed_data else seed
+            base = common + [f"--seed={seed}", f"--data_seed={data_seed}",
+                             f"--hidden={size}",
                              f"--snr_predictor_source={predictor}/save"]
             se = os.path.join(args.out, f"SE_{size}_s{seed}")
-            train(hp("personal_se"), se, base)
+            train(hp("personal_se"), se, base)  # prepares this seed's data
+            with open(os.path.join(data_folder, "speakers.csv"),
+                      newline="") as f:
+                speakers = [row["speaker"] for row in csv.DictReader(f)]
             for name, (role, purify, from_se) in CONFIGS.items():
                 for spk in speakers:
                     if role == "se":

@@ -133,23 +133,26 @@ def source_loss(estimates, targets, weights=None, clamp_db=None):
 
 def confidence_weighted_loss(estimates, targets, frame_weights, weights=None,
                              clamp_db=None):
-    """The RemixIT loss (Eq. 6) with the speech term in segmental form.
+    """The RemixIT loss (Eq. 6) in segmental form.
 
     Confidence-weighted RemixIT (beyond both papers; the conclusion of
-    RemixIT asks for a proxy of the pseudo-targets' quality): the speech
-    term is the negative frame-weighted SI-SDR
-    (:func:`~speechbrain_remix.segsnr.weighted_si_sdr`), whose weights
-    ``p_j = sigmoid(h(s~)_j)`` come from the SNR predictor of data
-    purification (Eq. 11 of Sivaraman et al.) applied to the teacher's
-    speech estimate ``s~``: frames the predictor finds noisy count less.
-    The noise term is the plain negative SI-SDR.
+    RemixIT asks for a proxy of the pseudo-targets' quality): both terms
+    are negative frame-weighted SI-SDRs
+    (:func:`~speechbrain_remix.segsnr.weighted_si_sdr`) with the weights
+    ``p_j = sigmoid(h(s~)_j)`` of the SNR predictor of data purification
+    (Eq. 11 of Sivaraman et al.) applied to the teacher's speech estimate
+    ``s~``: frames the predictor finds noisy count less.  The noise term
+    is weighted too: the student's estimates and the targets both sum to
+    the bootstrapped mixture (mixture consistency), so the noise error is
+    minus the speech error, and an unweighted noise term would put back
+    half of the weight that the speech term takes off a distrusted frame.
 
     Arguments
     ---------
     estimates, targets : torch.Tensor
         ``[B, 2, T]``: speech, noise.
     frame_weights : torch.Tensor
-        ``[B, J]`` weights of the speech target's frames.
+        ``[B, J]`` weights of the frames.
     weights : sequence of float, optional
         Speech and noise weights (default 0.5 each).
     clamp_db : float, optional
@@ -168,7 +171,7 @@ def confidence_weighted_loss(estimates, targets, frame_weights, weights=None,
     """
     w_speech, w_noise = weights if weights is not None else (0.5, 0.5)
     speech = weighted_si_sdr(estimates[:, 0], targets[:, 0], frame_weights)
-    noise = si_sdr(estimates[:, 1], targets[:, 1])
+    noise = weighted_si_sdr(estimates[:, 1], targets[:, 1], frame_weights)
     if clamp_db is not None:
         speech, noise = speech.clamp(max=clamp_db), noise.clamp(max=clamp_db)
     return -(w_speech * speech + w_noise * noise)

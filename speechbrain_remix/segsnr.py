@@ -85,6 +85,38 @@ def segsnr(target, estimate, eps=1e-8, n_fft=N_FFT, hop=HOP):
     return 10 * torch.log10((signal + eps) / (residual + eps))
 
 
+#: the range (dB) the SNR predictor is trained to regress, see
+#: :func:`snr_target`
+TARGET_RANGE = (-30.0, 50.0)
+
+
+def snr_target(clean, mixture, target_range=TARGET_RANGE):
+    """The SNR predictor's target ``alpha = SegSNR(s, x)`` (Eq. 9), made
+    learnable from the mixture alone (our choices; the official code
+    regresses the raw dB of the signals as they are):
+
+    * both signals are divided by the mixture's standard deviation, the
+      normalization the predictor applies to its input, so that the target
+      does not depend on the recording level through ``eps`` (a digitally
+      silent speech frame is -60 dB at one level and -100 dB at another);
+    * the target is clipped to ``target_range``: below -30 dB the weight
+      ``sigmoid(alpha)`` is 0 and above 50 dB 1 to 13 digits, while the raw
+      values there measure how silent a recording's pauses are, which the
+      predictor cannot see and which would dominate its squared error.
+
+    Example
+    -------
+    >>> s = torch.zeros(16000)
+    >>> s[8000:] = torch.randn(8000)
+    >>> x = s + 0.01 * torch.randn(16000)
+    >>> a, b = snr_target(s, x), snr_target(10 * s, 10 * x)
+    >>> torch.allclose(a, b, atol=1e-4), a.min().item(), a.max() > 35
+    (True, -30.0, tensor(True))
+    """
+    scale = mixture.std(-1, keepdim=True) + 1e-8
+    return segsnr(clean / scale, mixture / scale).clamp(*target_range)
+
+
 def frame_weights(predicted_snr):
     """Frame weights ``p = sigmoid(alpha_hat)`` (Eq. 11), detached: the
     weights steer the loss and carry no gradient (to the SNR predictor or
@@ -177,7 +209,10 @@ def weighted_si_sdr(estimate, target, weights, eps=1e-8, n_fft=N_FFT,
     if weights.shape != est.shape[:-1]:
         raise ValueError(f"weights {tuple(weights.shape)} do not match the "
                          f"{tuple(est.shape[:-1])} frames")
-    p = weights.unsqueeze(-1)
+    # relative weights (the value does not depend on their scale): a crop
+    # predicted noisy throughout is still weighted, not zeroed by ``eps``
+    p = weights / weights.amax(-1, keepdim=True).clamp(min=1e-12)
+    p = p.unsqueeze(-1)
 
     def inner(a, b):
         return (p * a * b).sum((-1, -2))

@@ -150,22 +150,47 @@ def test_weighted_si_sdr_ignores_frames_of_zero_weight():
     assert si_sdr(t(y), t(s)).item() < 5
 
 
-def test_confidence_weighted_loss_weights_only_the_speech_term():
+def test_confidence_weighted_loss_is_blind_to_distrusted_frames():
+    """Both terms weighted by p (Eq. 6 in segmental form): with mixture-
+    consistent estimates and targets, an error in frames of weight 0 costs
+    nothing, and the gradient there is (almost: the mean removal and the
+    projection couple all samples) zero."""
     torch.manual_seed(0)
     targets = torch.randn(3, 2, 16000, dtype=torch.float64)
     estimates = targets + 0.5 * torch.randn(3, 2, 16000, dtype=torch.float64)
     p = torch.rand(3, 63, dtype=torch.float64)
     loss = confidence_weighted_loss(estimates, targets, p, (0.5, 0.5), 30.0)
     by_hand = -0.5 * weighted_si_sdr(estimates[:, 0], targets[:, 0], p) \
-        - 0.5 * si_sdr(estimates[:, 1], targets[:, 1])
+        - 0.5 * weighted_si_sdr(estimates[:, 1], targets[:, 1], p)
     torch.testing.assert_close(loss, by_hand)
-    # noise term untouched by the weights
-    other = confidence_weighted_loss(estimates, targets, torch.rand_like(p),
-                                     (0.0, 1.0), 30.0)
-    torch.testing.assert_close(other, -si_sdr(estimates[:, 1],
-                                              targets[:, 1]))
+
+    mix = torch.randn(1, 16000, dtype=torch.float64)
+    speech = torch.randn(1, 16000, dtype=torch.float64)
+    targets = torch.stack([speech, mix - speech], 1)
+    error = 0.3 * torch.randn(1, 16000, dtype=torch.float64)
+    estimate = (speech + error).requires_grad_()
+    p = torch.ones(1, 63, dtype=torch.float64)
+    p[0, 19:40] = 0.0  # frames covering samples 4352 .. 10495
+    loss = confidence_weighted_loss(
+        torch.stack([estimate, mix - estimate], 1), targets, p)
+    loss.sum().backward()
+    inside = estimate.grad[0, 6000:9000].abs().max()
+    outside = estimate.grad[0, :3000].abs().max()
+    assert inside < 1e-3 * outside
 
 
 def test_frames_shape_for_short_and_odd_lengths():
     assert frames(torch.randn(300)).shape == (2, N)  # zero-padded
     assert frames(torch.randn(3, 16384)).shape == (3, 65, N)
+
+
+def test_frames_are_the_predictors_stft_frames():
+    """Frame j of the losses is frame j of the STFT the SNR predictor
+    reads (same centring, padding, window), whatever the length."""
+    from speechbrain_remix.spectral import stft
+
+    for length in (16000, 16384, 40000):
+        x = torch.randn(1, length, dtype=torch.float64)
+        by_frames = torch.fft.rfft(frames(x), dim=-1).abs()
+        torch.testing.assert_close(by_frames, stft(x)[0].T.abs()[None],
+                                   rtol=1e-4, atol=1e-5)  # f32 window

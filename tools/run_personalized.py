@@ -3,9 +3,9 @@
 Sivaraman et al., 2021) for every test speaker, model size and seed, then
 a table and a box plot like the paper's Fig. 3.
 
-For each seed (which draws the data as well as the training, unless
-``--fixed_data``: the speaker's split, premixtures and test mixtures): the
-SNR predictor (once, with the first seed), then for
+For each seed (training draws; with ``--redraw_data`` also the data: the
+speaker's split, premixtures and test mixtures): the SNR predictor (once,
+with the first seed), then for
 each GRU size the generalist SE, and for each test speaker (``speakers.csv``
 of the preparation) PSE, PSE+DP, SE->PSE and SE->PSE+DP, each a
 ``train.py`` run in its own folder under ``--out``.  A run whose
@@ -17,11 +17,13 @@ continues where it stopped.  Written to ``--out``:
 * ``summary.md``: per configuration and size, the mean over speakers of
   SI-SDRi, averaged over seeds with its spread (standard deviation over
   seeds), and the parameter count;
-* ``fig3.png``: a box per configuration and size over speakers and seeds.
+* ``fig3.png``: a box per configuration and size over the speakers' mean
+  SI-SDRi (over seeds); with one test speaker, over seeds.
 
 Demo corpus (one test speaker)::
 
-    python tools/run_personalized.py --seeds 1234 1235 --sizes 64
+    python tools/run_personalized.py --seeds 1234 1235 --sizes 64 \
+        --redraw_data
 """
 
 import argparse
@@ -58,6 +60,18 @@ def train(yaml, out, extra):
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
+def prepare(yaml, extra):
+    """The YAML's data preparation with these options (skipped when done
+    with them), as ``train.py`` runs it first: a finished run is skipped,
+    but its data must be there for the next one."""
+    import speechbrain as sb
+
+    from train import load_hparams
+
+    _, _, overrides = sb.parse_arguments([yaml, *extra])
+    load_hparams(yaml, overrides)["prepare"](skip_prep=False)
+
+
 def speaker_rows(folder):
     with open(os.path.join(folder, "speaker_results.csv"), newline="") as f:
         return [r for r in csv.DictReader(f) if r["system"] == "model"]
@@ -72,10 +86,11 @@ def main(argv=None):
     parser.add_argument("--out", default="results/demo/personalized")
     parser.add_argument("--data_folder", default=None)
     parser.add_argument(
-        "--fixed_data", action="store_true",
-        help="draw the data with the first seed for every run (needed "
-        "where test speakers are drawn, as in LibriSpeech: the SNR "
-        "predictor must never have heard them)")
+        "--redraw_data", action="store_true",
+        help="each seed also draws the data (a speaker's split, "
+        "premixtures, test mixtures); only where the test speakers are "
+        "fixed (the demo): drawn ones (LibriSpeech) could be speakers the "
+        "SNR predictor, trained once, has heard")
     # any other option goes to every train.py run (--number_of_epochs=2)
     args, overrides = parser.parse_known_args(argv)
     hp = lambda name: os.path.join(  # noqa: E731
@@ -90,12 +105,13 @@ def main(argv=None):
     rows = []
     for seed in args.seeds:
         for size in args.sizes:
-            data_seed = args.seeds[0] if args.fixed_data else seed
+            data_seed = seed if args.redraw_data else args.seeds[0]
             base = common + [f"--seed={seed}", f"--data_seed={data_seed}",
                              f"--hidden={size}",
                              f"--snr_predictor_source={predictor}/save"]
             se = os.path.join(args.out, f"SE_{size}_s{seed}")
-            train(hp("personal_se"), se, base)  # prepares this seed's data
+            prepare(hp("personal_se"), base)  # this seed's data
+            train(hp("personal_se"), se, base)
             with open(os.path.join(data_folder, "speakers.csv"),
                       newline="") as f:
                 speakers = [row["speaker"] for row in csv.DictReader(f)]
@@ -155,7 +171,13 @@ def write_outputs(rows, out):
                 f" ± {np.std(per_seed):.2f} | "
                 + ", ".join(f"{v:.2f}" for v in per_seed)
                 + f" | {pesq:.2f} | {stoi:.3f} |")
-            groups[f"{name} ({size})"] = [float(r["si_sdri"]) for r in sel]
+            speakers = sorted({r["speaker"] for r in sel})
+            if len(speakers) > 1:  # Fig. 3: one value per speaker
+                groups[f"{name} ({size})"] = [np.mean(
+                    [float(r["si_sdri"]) for r in sel if r["speaker"] == k])
+                    for k in speakers]
+            else:  # one speaker (the demo): its value per seed
+                groups[f"{name} ({size})"] = per_seed
     table = "\n".join(lines)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(table + "\n")

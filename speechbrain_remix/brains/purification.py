@@ -3,32 +3,66 @@ Sec. 2.3): its training scheme (Eqs. 8-10), and how a Brain uses a trained
 one to weight its loss frame by frame (Eq. 11).
 """
 
+import hashlib
 import os
 
 import speechbrain as sb
 import torch
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
 
 from speechbrain_remix import plots
 from speechbrain_remix.brains.base import EnhancementBrain
-from speechbrain_remix.data import NoisePool
+from speechbrain_remix.data import DataError, NoisePool
 from speechbrain_remix.pretrained import load_pretrained
-from speechbrain_remix.segsnr import frame_weights, segsnr
+from speechbrain_remix.segsnr import frame_weights, snr_target
 from speechbrain_remix.teacher import freeze
 
 
 def attach_snr_predictor(brain):
     """The trained SNR predictor of ``brain``'s YAML (``snr_predictor``
     module, weights from ``snr_predictor_source``), frozen (eval mode, no
-    gradient, outside ``modules`` and the optimizer) and registered in the
-    run's checkpoints: a resumed run weights its loss with the predictor
-    it started with, and a run folder holds everything it used."""
+    gradient, outside ``modules`` and the optimizer).  The run's
+    checkpoints record which weights it loaded (:class:`FrozenWeights`),
+    so that a resumed run cannot weight its loss with another predictor
+    than the one it started with."""
     predictor = brain.hparams.snr_predictor
-    load_pretrained(predictor, brain.hparams.snr_predictor_source,
-                    "predictor")
-    predictor = freeze(predictor.to(brain.device))
+    path = load_pretrained(predictor, brain.hparams.snr_predictor_source,
+                           "predictor")
     if brain.checkpointer is not None:
-        brain.checkpointer.add_recoverable("snr_predictor", predictor)
-    return predictor
+        brain.checkpointer.add_recoverable("snr_predictor",
+                                           FrozenWeights(path))
+    return freeze(predictor.to(brain.device))
+
+
+@register_checkpoint_hooks
+class FrozenWeights:
+    """The file and SHA-256 of frozen weights a run loaded, checkpointed
+    in their place: the SNR predictor of the paper has 17 M parameters,
+    and a checkpoint per epoch of 1000 one-step epochs would rewrite them
+    a thousand times.  On resume, other weights are an error."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            self.sha256 = hashlib.sha256(f.read()).hexdigest()
+
+    @mark_as_saver
+    def _save(self, path):
+        torch.save({"file": self.path, "sha256": self.sha256}, path)
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch=None):
+        saved = torch.load(path)
+        if saved["sha256"] != self.sha256:
+            raise DataError(
+                f"{self.path}: not the SNR predictor this run started with "
+                f"({saved['file']}, sha256 {saved['sha256'][:12]}...); "
+                "point snr_predictor_source to that one, or start a new run"
+                " (a new --output_folder)")
 
 
 @torch.no_grad()
@@ -74,7 +108,7 @@ class SNRPredictorBrain(EnhancementBrain):
             self.valid_generator
         mix, _ = self.noise_pool.add_to(clean, self.hparams.snr_range,
                                         generator)
-        return self.modules.predictor(mix), segsnr(clean, mix)
+        return self.modules.predictor(mix), snr_target(clean, mix)
 
     def training_objectives(self, predictions, batch, stage):
         predicted, target = predictions
@@ -91,7 +125,7 @@ class SNRPredictorBrain(EnhancementBrain):
             n = int(round(float(batch.mix.lengths[0])
                           * batch.mix.data.shape[1]))
             mix = batch.mix.data[0, :n].float().cpu()
-            true = segsnr(batch.clean.data[0, :n].float().cpu(), mix)
+            true = snr_target(batch.clean.data[0, :n].float().cpu(), mix)
             self.examples["snr"] = (mix, true, estimate[0, : true.numel()]
                                     .detach().float().cpu())
         return super().test_objectives(estimate, batch)

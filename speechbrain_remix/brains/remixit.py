@@ -43,8 +43,8 @@ class RemixITBrain(TeacherStudentBrain):
        (Eq. 5), optionally with recorded in-domain noise instead of ``P n~``
        with probability ``p_n`` (Eq. 17);
     3. the student, on the normalized ``m~``, regresses ``[s~, P n~]``
-       (Eq. 6); with ``confidence_weighting`` (beyond the paper), the
-       speech term is weighted frame by frame by the SNR predictor
+       (Eq. 6); with ``confidence_weighting`` (beyond the paper), both
+       terms are weighted frame by frame by the SNR predictor
        ``snr_predictor`` on ``s~`` (:func:`confidence_weighted_loss`);
     4. the teacher-update protocol (``teacher_update``) runs after each
        step and epoch (``UPDATE_TEACHER``).

@@ -1,10 +1,12 @@
 """Frame-level error of an SNR predictor (Sec. 2.3 of Sivaraman et al.,
 2021): its estimates against the true segmental SNR (Eq. 7) of each test
-mixture, and the error of the frame weights they give (Eq. 11)."""
+mixture, as the predictor is trained to regress it (level-normalized,
+within [-30, 50] dB: :func:`~speechbrain_remix.segsnr.snr_target`), and
+the error of the frame weights they give (Eq. 11)."""
 
 import torch
 
-from speechbrain_remix.segsnr import segsnr
+from speechbrain_remix.segsnr import snr_target
 
 SNR_FRAME_METRICS = ("frame_mae_db", "frame_rmse_db", "frame_corr",
                      "weight_mae")
@@ -52,5 +54,5 @@ class SNRFrameMetrics:
 
     def score(self, estimate, batch, b, length):
         clean = batch.clean.data[b, :length].float()
-        true = segsnr(clean, batch.mix.data[b, :length].float())
+        true = snr_target(clean, batch.mix.data[b, :length].float())
         return frame_errors(estimate[: true.numel()].float(), true)

@@ -175,7 +175,19 @@ class EnhancementBrain(sb.Brain):
         lr = self.hparams.lr * self.hparams.lr_decay_factor ** decays
         return max(lr, getattr(self.hparams, "lr_min", 0.0))
 
+    def draws(self, stage):
+        """The generator of a batch's random draws (crops aside): the
+        checkpointed one in training; in validation one seeded with
+        ``seed`` afresh at every validation, so that its losses compare
+        from epoch to epoch (and training's draws are untouched)."""
+        if stage == sb.Stage.TRAIN:
+            return self.rng.generator
+        return self._valid_generator
+
     def on_stage_start(self, stage, epoch=None):
+        if stage == sb.Stage.VALID:
+            self._valid_generator = torch.Generator().manual_seed(
+                self.hparams.seed)
         if stage in (sb.Stage.TRAIN, sb.Stage.VALID):
             self.skipped[stage.name.lower()] = 0
         if stage == sb.Stage.TRAIN and getattr(self, "optimizer", None):

@@ -16,9 +16,6 @@ SE->PSE+DP      ``mix_wav``      True         the SE run's ``save`` folder
 
 import os
 
-import speechbrain as sb
-import torch
-
 from speechbrain_remix.brains.base import EnhancementBrain, separate
 from speechbrain_remix.brains.purification import (
     attach_snr_predictor,
@@ -81,17 +78,10 @@ class PseudoSEBrain(EnhancementBrain):
         self.snr_predictor = attach_snr_predictor(self) if hp.purify \
             else None
 
-    def on_stage_start(self, stage, epoch=None):
-        super().on_stage_start(stage, epoch)
-        if stage == sb.Stage.VALID:  # the same noise every validation
-            self.valid_generator = torch.Generator().manual_seed(
-                self.hparams.seed)
-
     def training_forward(self, batch, stage):
         (source,) = self.crop(batch, [SOURCES[self.hparams.source_column]],
                               stage)
-        generator = self.rng.generator if stage == sb.Stage.TRAIN else \
-            self.valid_generator
+        generator = self.draws(stage)
         noisy, _ = self.noise_pool.add_to(source, self.hparams.snr_range,
                                           generator)
         estimate = separate(self.modules.model, noisy)[:, 0]

@@ -96,16 +96,9 @@ class SNRPredictorBrain(EnhancementBrain):
                                     self.hparams.data_folder,
                                     self.hparams.sample_rate)
 
-    def on_stage_start(self, stage, epoch=None):
-        super().on_stage_start(stage, epoch)
-        if stage == sb.Stage.VALID:  # the same noise every validation
-            self.valid_generator = torch.Generator().manual_seed(
-                self.hparams.seed)
-
     def training_forward(self, batch, stage):
         (clean,) = self.crop(batch, ["clean"], stage)
-        generator = self.rng.generator if stage == sb.Stage.TRAIN else \
-            self.valid_generator
+        generator = self.draws(stage)
         mix, _ = self.noise_pool.add_to(clean, self.hparams.snr_range,
                                         generator)
         return self.modules.predictor(mix), snr_target(clean, mix)

@@ -119,7 +119,7 @@ def plot_config_boxes(groups, out_png, ylabel="SI-SDRi (dB)", notch=True):
     labels = list(groups)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels)), 4))
     data = [np.asarray(groups[k], dtype=float) for k in labels]
-    ax.boxplot(data, notch=notch and min(len(d) for d in data) > 2,
+    ax.boxplot(data, notch=notch and min(len(d) for d in data) >= 10,
                showmeans=True)
     ax.set_xticks(range(1, len(labels) + 1), labels, rotation=45,
                   ha="right")

@@ -97,6 +97,11 @@ class Enhancer:
         if hasattr(brain_class, "inference_model"):  # not a separator
             return cls(brain_class.inference_model(hparams, ckpts[0]),
                        hparams["sample_rate"], device)
+        if module not in modules:  # e.g. an SNR predictor: no enhancer
+            raise ValueError(
+                f"{run_folder}: this run trained {sorted(modules)}, not an "
+                "enhancement model; give the folder of a run that enhances "
+                "(supervised, MixIT, RemixIT, Self-Remixing, MAE or PSE)")
         if k and select != "last":  # as evaluation did: the k best averaged
             state = average_checkpoints(ckpts, module)
         else:

@@ -217,6 +217,10 @@ def test_snr_predictor_run_reports_frame_errors(trained):
         assert 0 <= float(r["weight_mae"]) <= 1
     assert not os.path.exists(root / "predictor" / "enhanced")
     assert os.path.getsize(root / "predictor" / "snr_tracks.png") > 1000
+    from speechbrain_remix.inference import Enhancer
+
+    with pytest.raises(ValueError, match="not an enhancement model"):
+        Enhancer.from_run(str(root / "predictor"))
 
 
 # PSE+DP from scratch: test_pse_dp_resumes_exactly
@@ -238,6 +242,11 @@ def test_every_configuration_trains_and_reports_per_speaker(
     assert float(rows[1]["si_sdri"]) == pytest.approx(
         summary["model"]["si_sdri"], abs=1e-3)
     assert os.listdir(tmp_path / "enhanced" / "model")
+    from speechbrain_remix.inference import Enhancer
+
+    mix = torch.randn(1, 16000)
+    enhanced = Enhancer.from_run(str(tmp_path)).enhance_batch(mix)
+    assert enhanced.shape == mix.shape and torch.isfinite(enhanced).all()
 
 
 def test_pse_dp_resumes_exactly(trained, personal_data, tmp_path):

@@ -20,6 +20,7 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_remix.data import DataError, make_dataset
+from speechbrain_remix.runs import write_run_info
 
 
 class UsageError(ValueError):
@@ -77,6 +78,8 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    if sb.utils.distributed.if_main_process():  # the model card's command
+        write_run_info(hparams["output_folder"], argv)
     # Data preparation on the main process only; it skips work already done.
     run_on_main(hparams["prepare"], kwargs={"skip_prep": hparams["skip_prep"]})
 

@@ -1,159 +1,324 @@
-"""Enhance audio files with a trained model.
+"""Enhance recordings with a trained model: a SpeechBrain inference
+interface.
 
-From Python::
+From an exported folder (``speechbrain-remix export RUN_DIR OUT_DIR``) in
+SpeechBrain's pretrained layout, or straight from a ``train.py`` run
+folder::
 
-    from speechbrain_remix.inference import Enhancer
-    enhancer = Enhancer.from_run("results/demo/remixit")
-    enhancer.enhance_file("noisy.wav", "enhanced.wav")
+    from speechbrain_remix.inference import RemixEnhancer
+    enhancer = RemixEnhancer.from_hparams(source="pretrained/remixit_demo")
+    enhancer = RemixEnhancer.from_run("results/demo/remixit")
+    enhancer.enhance_file("noisy.flac", "enhanced.flac")
 
-From the command line (files or whole folders)::
+A local folder is never looked up on a model hub: ``from_hparams`` accepts
+only an existing folder and fetches with the network disabled.
 
-    python -m speechbrain_remix.inference --run results/demo/remixit \\
-        --input noisy_folder --output enhanced_folder
+Policies (``enhance_file``):
 
-A run folder is what ``train.py`` wrote: its ``hyperparams.yaml`` rebuilds
-the model and its ``save`` folder holds the checkpoint, chosen as the run
-chose it for evaluation (``select_by``).
+* **any sampling rate**: the input is resampled to the model's rate and
+  the output back to the input's (``keep_model_rate=True`` keeps the
+  model's rate);
+* **multi-channel input**: ``channels="downmix"`` (default) averages the
+  channels to mono, with a warning; ``channels="each"`` enhances every
+  channel on its own and writes as many channels;
+* **long recordings**: windows of ``window_seconds`` overlapping by
+  ``overlap_seconds`` are enhanced one at a time and joined by a
+  raised-sine crossfade (:mod:`speechbrain_remix.overlap_add`): memory is
+  bounded by the window, not the recording.  A recording shorter than the
+  window is enhanced whole;
+* **the noise estimate** on request (``noise_path``): what the model
+  assigns to the noise outputs (the mixture minus the speech estimate).
 """
 
-import argparse
-import glob
+import logging
+import math
 import os
 
+import numpy as np
 import soundfile as sf
 import torch
-from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.checkpoints import Checkpointer, average_checkpoints
+import torchaudio
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.fetching import FetchConfig
 
 from speechbrain_remix.apply import separate
-from speechbrain_remix.data import read_audio
+from speechbrain_remix.data import DataError
+from speechbrain_remix.overlap_add import OverlapAdd, window_starts
+
+logger = logging.getLogger(__name__)
+CHANNEL_POLICIES = ("downmix", "each")
 
 
-class Enhancer:
-    """Applies a separation model as training did (normalization, mixture
-    consistency) and keeps its speech output; a model whose
-    ``outputs_speech`` is true (the latent-space enhancer) is applied as
-    it is.
+class RemixEnhancer(Pretrained):
+    """Applies any model trained here as its evaluation did: a separation
+    model gets mean/std normalization and mixture consistency
+    (:func:`~speechbrain_remix.apply.separate`) and its first output is
+    the speech; a model with ``outputs_speech`` (the latent-space
+    enhancer) returns speech itself.
 
-    Arguments
-    ---------
-    model : torch.nn.Module
-        Maps ``[B, T]`` mixtures to ``[B, M, T]`` sources, speech first.
-    sample_rate : int
-        Rate the model was trained at; inputs must have it.
-    device : str
-        Where to run.
+    ``hparams`` needs ``sample_rate``; ``modules`` needs ``model``.
 
     Example
     -------
     >>> from speechbrain_remix.models import SudoRmRf
     >>> model = SudoRmRf(num_blocks=1, enc_num_basis=16, out_channels=8,
     ...                  in_channels=16, upsampling_depth=2, groups=2)
-    >>> Enhancer(model).enhance_batch(torch.randn(2, 1600)).shape
+    >>> enhancer = RemixEnhancer(modules={"model": model},
+    ...                          hparams={"sample_rate": 8000},
+    ...                          run_opts={"device": "cpu"})
+    >>> enhancer.enhance_batch(torch.randn(2, 1600)).shape
     torch.Size([2, 1600])
+    >>> enhancer.separate_batch(torch.randn(2, 1600)).shape
+    torch.Size([2, 2, 1600])
     """
 
-    def __init__(self, model, sample_rate=16000, device="cpu"):
-        self.model = model.to(device).eval()
-        self.sample_rate = sample_rate
-        self.device = device
+    HPARAMS_NEEDED = ["sample_rate"]
+    MODULES_NEEDED = ["model"]
 
     @classmethod
-    def from_run(cls, run_folder, module=None, device="cpu"):
-        """Loads the evaluated model of a ``train.py`` run folder.
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml",
+                     **kwargs):
+        """Loads an exported model folder (SpeechBrain's pretrained
+        layout: ``hyperparams.yaml`` and ``model.ckpt``).  Only a local
+        folder: a path that does not exist is an error, never a hub id."""
+        source = os.fspath(source)
+        if not os.path.isdir(source):
+            raise FileNotFoundError(
+                f"{source}: no such model folder (speechbrain-remix loads "
+                "local folders only; write one with speechbrain-remix "
+                "export RUN_DIR OUT_DIR)")
+        source = os.path.realpath(source)
+        if not os.path.isfile(os.path.join(source, hparams_file)):
+            raise FileNotFoundError(
+                f"{source}: no {hparams_file}; give an exported model "
+                "folder, or load a train.py run with from_run")
+        kwargs.setdefault("fetch_config", FetchConfig(allow_network=False))
+        return super().from_hparams(source, hparams_file=hparams_file,
+                                    **kwargs)
+
+    @classmethod
+    def from_run(cls, run_dir, device="cpu"):
+        """Loads the model a ``train.py`` run's evaluation selected (see
+        :func:`speechbrain_remix.runs.load_run`)."""
+        from speechbrain_remix.runs import load_run
+
+        model, hparams, _ = load_run(run_dir, device)
+        return cls(modules={"model": model},
+                   hparams={"sample_rate": hparams["sample_rate"]},
+                   run_opts={"device": device})
+
+    @classmethod
+    def load(cls, path, device="cpu"):
+        """An exported folder or a run folder, whichever ``path`` is."""
+        from speechbrain_remix.runs import is_run_folder
+
+        if is_run_folder(path):
+            return cls.from_run(path, device)
+        return cls.from_hparams(path, run_opts={"device": device})
+
+    @property
+    def sample_rate(self):
+        return int(self.hparams.sample_rate)
+
+    # ------------------------------------------------------------------
+    # tensors at the model's rate
+    @torch.no_grad()
+    def separate_batch(self, mixtures):
+        """``[B, T]`` mixtures -> ``[B, 2, T]`` ``[speech, noise]``
+        estimates, in the mixtures' scale; a model with more outputs than
+        two has its noise outputs summed (they add up to the mixture
+        minus the speech, Eq. 1 of RemixIT)."""
+        mixtures = mixtures.to(self.device).float()
+        if getattr(self.mods.model, "outputs_speech", False):
+            speech = self.mods.model(mixtures)
+        else:
+            speech = separate(self.mods.model, mixtures)[:, 0]
+        return torch.stack([speech, mixtures - speech], 1).cpu()
+
+    def enhance_batch(self, noisy, lengths=None):
+        """``[B, T]`` noisy waveforms at the model's rate -> ``[B, T]``
+        speech estimates.  ``lengths`` (relative, SpeechBrain's
+        convention) enhances each waveform on its own length only and
+        leaves the padding silent."""
+        if lengths is None:
+            return self.separate_batch(noisy)[:, 0]
+        out = torch.zeros(noisy.shape)
+        for b, rel in enumerate(lengths):
+            n = int(round(float(rel) * noisy.shape[1]))
+            out[b, :n] = self.separate_batch(noisy[b:b + 1, :n])[0, 0]
+        return out
+
+    def forward(self, noisy, lengths=None):
+        return self.enhance_batch(noisy, lengths)
+
+    # ------------------------------------------------------------------
+    # files of any rate, channel count and length
+    def enhance_file(self, path, output_path=None, noise_path=None,
+                     keep_model_rate=False, channels="downmix",
+                     window_seconds=20.0, overlap_seconds=1.0):
+        """Enhances one recording (any format libsndfile reads).
 
         Arguments
         ---------
-        run_folder : str
-            The run's ``output_folder``.
-        module : str, optional
-            Name of the module to load (default: ``student`` for RemixIT
-            runs, ``model`` otherwise).
-        device : str
-            Where to run.
+        path : str
+            The noisy recording.
+        output_path : str, optional
+            Where to write the speech estimate (format from the
+            extension, the input's sample format where it allows).  Without
+            it, the estimate is returned as a tensor.
+        noise_path : str, optional
+            Where to write the noise estimate as well.
+        keep_model_rate : bool
+            Write at the model's rate instead of the input's.
+        channels : str
+            ``"downmix"`` or ``"each"`` (see the module's docstring).
+        window_seconds, overlap_seconds : float
+            Windows of long recordings and their crossfade.
+
+        Returns
+        -------
+        str or torch.Tensor
+            ``output_path``, or the estimate (``[T]``, or ``[C, T]`` with
+            ``channels="each"`` on a multi-channel input).
         """
-        path = os.path.join(run_folder, "hyperparams.yaml")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{path} not found: run_folder must be the output_folder of"
-                " a train.py run"
-            )
-        with open(path) as f:
-            hparams = load_hyperpyyaml(f)
-        modules = hparams["modules"]
-        module = module or ("student" if "student" in modules else "model")
-        select = hparams.get("select_by", "last")
-        keys = {} if select == "last" else (
-            {"min_key": "valid_loss"} if select == "valid_loss"
-            else {"max_key": select})
-        saved = Checkpointer(hparams["save_folder"])
-        k = int(hparams.get("average_checkpoints") or 0)
-        ckpts = saved.find_checkpoints(max_num_checkpoints=max(1, k), **keys)
-        if not ckpts:
-            raise FileNotFoundError(
-                f"{hparams['save_folder']}: no checkpoint; train first"
-            )
-        brain_class = hparams.get("brain_class")
-        if hasattr(brain_class, "inference_model"):  # not a separator
-            return cls(brain_class.inference_model(hparams, ckpts[0]),
-                       hparams["sample_rate"], device)
-        if module not in modules:  # e.g. an SNR predictor: no enhancer
-            raise ValueError(
-                f"{run_folder}: this run trained {sorted(modules)}, not an "
-                "enhancement model; give the folder of a run that enhances "
-                "(supervised, MixIT, RemixIT, Self-Remixing, MAE or PSE)")
-        if k and select != "last":  # as evaluation did: the k best averaged
-            state = average_checkpoints(ckpts, module)
-        else:
-            state = torch.load(ckpts[0].paramfiles[module],
-                               map_location="cpu")
-        model = modules[module]
-        if hasattr(model, "with_depth"):  # a sequential run may have grown
-            depth = 1 + max(int(k.split(".")[1]) for k in state
-                            if k.startswith("blocks."))
-            model = model.with_depth(depth)
-        model.load_state_dict(state)
-        return cls(model, hparams["sample_rate"], device)
+        if channels not in CHANNEL_POLICIES:
+            raise ValueError(f"channels={channels!r}; use one of "
+                             f"{CHANNEL_POLICIES}")
+        try:
+            reader = sf.SoundFile(path)
+        except Exception as err:  # libsndfile raises many kinds
+            raise DataError(f"{path}: cannot read audio ({err})") from err
+        with reader:
+            return self._enhance_open(reader, path, output_path, noise_path,
+                                      keep_model_rate, channels,
+                                      window_seconds, overlap_seconds)
 
-    @torch.no_grad()
-    def enhance_batch(self, mixtures):
-        """``[B, T]`` mixtures -> ``[B, T]`` speech estimates."""
-        mixtures = mixtures.to(self.device)
-        if getattr(self.model, "outputs_speech", False):
-            return self.model(mixtures).cpu()  # e.g. E_m -> D_c
-        return separate(self.model, mixtures)[:, 0].cpu()
+    def _enhance_open(self, reader, path, output_path, noise_path,
+                      keep_model_rate, channels, window_seconds,
+                      overlap_seconds):
+        rate, total = reader.samplerate, reader.frames
+        if total <= 0:
+            raise DataError(f"{path}: empty audio file")
+        out_rate = self.sample_rate if keep_model_rate else rate
+        if reader.channels > 1 and channels == "downmix":
+            logger.warning("%s: %d channels, downmixed to mono (channels="
+                           "'each' enhances each)", path, reader.channels)
+        # windows on a grid where both rates have whole samples (10 ms for
+        # 44.1 kHz <-> 16 kHz), so windows map to whole output samples
+        unit = rate // math.gcd(rate, out_rate)
+        window = max(2, round(window_seconds * rate / unit)) * unit
+        overlap = min(round(overlap_seconds * rate / unit) * unit,
+                      window // 2 // unit * unit)
+        joins = [OverlapAdd(overlap * out_rate // rate)
+                 for _ in range(2 if noise_path else 1)]
+        outputs = [output_path, noise_path][:len(joins)]
+        writers, kept = [None] * len(joins), [[] for _ in joins]
+        starts = window_starts(total, window, overlap)
+        try:
+            for k, start in enumerate(starts):
+                last = k == len(starts) - 1
+                reader.seek(start)
+                block = reader.read(min(window, total - start),
+                                    dtype="float32", always_2d=True)
+                if not np.isfinite(block).all():
+                    raise DataError(
+                        f"{path}: NaN or inf samples near "
+                        f"{start / rate:.1f} s; repair or re-export the file")
+                wav = torch.from_numpy(block.T.copy())  # [C, n]
+                if channels == "downmix":
+                    wav = wav.mean(0, keepdim=True)
+                est = self._estimate(wav, rate, out_rate)  # [2, C, n_out]
+                for i, join in enumerate(joins):
+                    ready = join.push(est[i], last=last)
+                    if outputs[i] is None:
+                        kept[i].append(ready)
+                        continue
+                    if writers[i] is None:
+                        writers[i] = _open_writer(outputs[i], out_rate,
+                                                  ready.shape[0], reader)
+                    _write(writers[i], ready, outputs[i])
+        except BaseException:
+            for writer, out in zip(writers, outputs):
+                if writer is not None:  # never leave half a file behind
+                    writer.close()
+                    os.remove(out)
+            raise
+        for writer in writers:
+            if writer is not None:
+                writer.close()
+        if output_path is not None:
+            return output_path
+        speech = torch.cat(kept[0], -1)
+        return speech[0] if speech.shape[0] == 1 else speech
 
-    def enhance_file(self, path, out_path):
-        """Enhances one mono file at the model's rate into ``out_path``."""
-        wav = read_audio(path, self.sample_rate)
-        speech = self.enhance_batch(wav.unsqueeze(0))[0]
-        peak = max(1.0, float(speech.abs().max()))  # never clip on write
-        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-        sf.write(out_path, (speech / peak).numpy(), self.sample_rate)
-        return out_path
+    def _estimate(self, wav, rate, out_rate):
+        """Speech and noise of ``wav`` ``[C, n]`` at ``rate``: ``[2, C,
+        n * out_rate / rate]``, at ``out_rate``."""
+        n_out = -(-wav.shape[-1] * out_rate // rate)  # ceil
+        x = wav
+        if rate != self.sample_rate:
+            x = torchaudio.functional.resample(x, rate, self.sample_rate)
+        est = self.separate_batch(x).transpose(0, 1)  # [2, C, n_model]
+        if out_rate != self.sample_rate:
+            est = torchaudio.functional.resample(est, self.sample_rate,
+                                                 out_rate)
+        if est.shape[-1] < n_out:
+            est = torch.nn.functional.pad(est, (0, n_out - est.shape[-1]))
+        return est[..., :n_out]
+
+
+def _open_writer(path, rate, channels, like):
+    """A writer for ``path`` in the format its extension names, with the
+    input's sample format where that format allows it."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".",
+                exist_ok=True)
+    ext = os.path.splitext(path)[1][1:].upper()
+    fmt = {"OGA": "OGG", "AIF": "AIFF"}.get(ext, ext)
+    if fmt not in sf.available_formats():
+        raise ValueError(f"{path}: libsndfile cannot write '.{ext.lower()}'"
+                         " files; use .wav or .flac")
+    subtype = like.subtype if sf.check_format(fmt, like.subtype) else None
+    return sf.SoundFile(path, "w", rate, channels, subtype=subtype,
+                        format=fmt)
+
+
+def _write(writer, chunk, path):
+    """Writes ``[C, n]``; integer sample formats are clipped to full scale
+    (libsndfile would wrap around), with a warning."""
+    data = chunk.T.numpy()
+    if not writer.subtype.startswith(("FLOAT", "DOUBLE")):
+        over = np.abs(data) > 1.0
+        if over.any():
+            logger.warning("%s: %d samples above full scale clipped",
+                           path, int(over.sum()))
+            data = np.clip(data, -1.0, 1.0)
+    writer.write(data)
+
+
+#: the name this class had before it became a SpeechBrain interface
+Enhancer = RemixEnhancer
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Enhance audio files.")
-    parser.add_argument("--run", required=True, help="train.py output folder")
-    parser.add_argument("--input", required=True, help="file or folder")
-    parser.add_argument("--output", required=True, help="file or folder")
+    """``python -m speechbrain_remix.inference --run RUN --input IN
+    --output DIR``: the same as ``speechbrain-remix enhance RUN IN --out
+    DIR``."""
+    import argparse
+
+    from speechbrain_remix.cli import main as cli_main
+
+    parser = argparse.ArgumentParser(description="Enhance audio files "
+                                     "(see speechbrain-remix enhance).")
+    parser.add_argument("--run", required=True,
+                        help="train.py output folder or exported model")
+    parser.add_argument("--input", required=True, nargs="+",
+                        help="files or folders")
+    parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    enhancer = Enhancer.from_run(args.run, device=args.device)
-    if os.path.isdir(args.input):
-        files = sorted(glob.glob(os.path.join(args.input, "*.wav")) +
-                       glob.glob(os.path.join(args.input, "*.flac")))
-        pairs = [(f, os.path.join(args.output, os.path.basename(f)))
-                 for f in files]
-    else:
-        pairs = [(args.input, args.output)]
-    from tqdm import tqdm
-
-    for src, dst in tqdm(pairs, desc="enhancing"):
-        enhancer.enhance_file(src, dst)
-    print(f"enhanced {len(pairs)} file(s) into {args.output}")
+    return cli_main(["enhance", args.run, *args.input, "--out", args.output,
+                     "--device", args.device])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

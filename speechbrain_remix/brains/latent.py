@@ -54,6 +54,8 @@ class LatentEnhancer(torch.nn.Module):
         super().__init__()
         self.mae, self.cae = mae, cae
         self.power = magnitude_power
+        # how to rebuild it (speechbrain-remix export writes it as YAML)
+        self.config = dict(mae=mae, cae=cae, magnitude_power=magnitude_power)
 
     def forward(self, mix):
         spec = stft(mix)
@@ -178,15 +180,8 @@ class MAEBrain(LatentAEBrain):
     def evaluated_model(self):
         return "sse"
 
-    @classmethod
-    def inference_model(cls, hparams, ckpt):
-        """The enhancer of a finished run's checkpoint ``ckpt`` (it holds
-        the MAE and the CAE it was trained with)."""
-        mae, cae = hparams["mae"], hparams["cae_model"]
-        for module, key in ((mae, "mae"), (cae, "cae")):
-            module.load_state_dict(torch.load(ckpt.paramfiles[key],
-                                              map_location="cpu"))
-        return LatentEnhancer(mae, cae, hparams.get("magnitude_power", 0.5))
+    def inference_module(self):
+        return self.enhancer()
 
     def systems(self):
         enhancer = self.enhancer()

@@ -89,6 +89,7 @@ class SNRPredictorBrain(EnhancementBrain):
 
     model_key = "predictor"
     train_requires = ("clean_wav",)
+    enhances = False  # it predicts frame SNRs
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

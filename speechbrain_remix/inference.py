@@ -214,6 +214,8 @@ class RemixEnhancer(Pretrained):
         outputs = [output_path, noise_path][:len(joins)]
         writers, kept = [None] * len(joins), [[] for _ in joins]
         starts = window_starts(total, window, overlap)
+        if len(starts) > 1:
+            fixed_mmap_threshold()  # memory bounded by the window
         try:
             for k, start in enumerate(starts):
                 last = k == len(starts) - 1
@@ -265,6 +267,22 @@ class RemixEnhancer(Pretrained):
         if est.shape[-1] < n_out:
             est = torch.nn.functional.pad(est, (0, n_out - est.shape[-1]))
         return est[..., :n_out]
+
+
+def fixed_mmap_threshold(nbytes=128 * 1024):
+    """Keeps glibc from raising its mmap threshold (``M_MMAP_THRESHOLD``,
+    at its default initial value of 128 KiB).  glibc raises the threshold
+    each time a large block is freed; window-sized tensors then come from
+    the heap, which fragments, and peak memory creeps up with the number
+    of windows (219 MB for 1 minute, 298 MB for 10, measured).  Fixed,
+    every large tensor gets its own mapping and goes back to the system
+    when freed.  A no-op where the C library is not glibc."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, int(nbytes))  # -3: threshold
+    except (OSError, AttributeError):
+        pass
 
 
 def _open_writer(path, rate, channels, like):

@@ -152,3 +152,94 @@ def plot_snr_tracks(mixture, true_db, predicted_db, sample_rate, hop,
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
+
+
+#: teacher SI-SDR bracket edges (dB) of :func:`teacher_brackets`; the paper
+#: (Fig. 3 of RemixIT) discusses the [-30, -10] dB and above-15 dB brackets
+TEACHER_EDGES = (-10.0, 0.0, 5.0, 10.0, 15.0)
+
+
+def _bracket_label(lo, hi):
+    if lo == -np.inf:
+        return f"< {hi:g}"
+    if hi == np.inf:
+        return f">= {lo:g}"
+    return f"[{lo:g}, {hi:g})"
+
+
+def teacher_brackets(teacher, student, edges=TEACHER_EDGES, by=None):
+    """The student's SI-SDR gain over its teacher per teacher-quality
+    bracket, as in Fig. 3 of RemixIT (Tzinis et al., 2022).
+
+    Utterances are grouped by ``by`` (default: the teacher's own SI-SDR,
+    the paper's x axis; e.g. the input mixture's SI-SDR instead) into the
+    brackets ``(-inf, e0), [e0, e1), ..., [e_last, inf)``; in each,
+    ``delta = student - teacher`` (dB) per utterance.
+
+    Arguments
+    ---------
+    teacher, student : dict
+        ``{utterance ID: SI-SDR (dB)}``; only IDs in both are used.
+    edges : sequence of float
+        Increasing bracket boundaries (dB).
+    by : dict, optional
+        ``{utterance ID: value}`` to bracket on (default ``teacher``).
+
+    Returns
+    -------
+    list of dict
+        One per bracket, in order: ``label``, ``lo``, ``hi``, ``n``,
+        ``mean`` and ``median`` of the deltas (NaN when empty) and
+        ``deltas`` (a list).
+
+    Example
+    -------
+    >>> t = {"a": -12.0, "b": 3.0, "c": 4.0, "d": 20.0}
+    >>> s = {"a": -13.0, "b": 5.0, "c": 7.0, "d": 20.5, "e": 1.0}
+    >>> for b in teacher_brackets(t, s, edges=(-10, 0, 15)):
+    ...     print(b["label"], b["n"], b["mean"], b["median"])
+    < -10 1 -1.0 -1.0
+    [-10, 0) 0 nan nan
+    [0, 15) 2 2.5 2.5
+    >= 15 1 0.5 0.5
+    """
+    by = teacher if by is None else by
+    bounds = [-np.inf, *map(float, edges), np.inf]
+    if any(lo >= hi for lo, hi in zip(bounds, bounds[1:])):
+        raise ValueError(f"bracket edges must increase: {edges}")
+    ids = [u for u in teacher if u in student and u in by]
+    out = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        deltas = [student[u] - teacher[u] for u in ids if lo <= by[u] < hi]
+        out.append({
+            "label": _bracket_label(lo, hi), "lo": lo, "hi": hi,
+            "n": len(deltas),
+            "mean": float(np.mean(deltas)) if deltas else float("nan"),
+            "median": float(np.median(deltas)) if deltas else float("nan"),
+            "deltas": deltas,
+        })
+    return out
+
+
+def plot_teacher_brackets(brackets, out_png, xlabel="teacher SI-SDR (dB)"):
+    """Box plots of :func:`teacher_brackets` (empty brackets left out),
+    drawn like Fig. 3 of RemixIT: the median as a green line, the mean as
+    an orange star, the number of utterances under each bracket."""
+    plt = _pyplot()
+    shown = [b for b in brackets if b["n"]]
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(shown)), 3.8))
+    ax.boxplot([b["deltas"] for b in shown], showmeans=True,
+               medianprops={"color": "tab:green", "linewidth": 2},
+               meanprops={"marker": "*", "markerfacecolor": "tab:orange",
+                          "markeredgecolor": "tab:orange",
+                          "markersize": 10})
+    ax.axhline(0.0, color="0.5", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(1, len(shown) + 1),
+                  [f"{b['label']}\nn={b['n']}" for b in shown])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("student - teacher SI-SDR (dB)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png

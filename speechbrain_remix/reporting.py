@@ -126,3 +126,60 @@ def write_figures(folder, train_log, results, examples, sample_rate,
     plots.plot_spectrograms({k: examples[k] for k in ["clean", *results]},
                             sample_rate,
                             os.path.join(folder, "spectrograms.png"))
+
+
+class TensorBoardStats:
+    """The epoch statistics of ``train_log.txt`` also written for
+    TensorBoard, when the YAML says ``tensorboard: True``: scalars
+    ``<stat>/train``, ``<stat>/valid`` and ``lr``, per epoch, under
+    ``<output_folder>/tensorboard`` (``tensorboard --logdir`` on it).
+
+    The step of every scalar is the epoch, not a count of calls as in
+    SpeechBrain's ``TensorboardLogger``, so that a resumed run continues
+    its curves instead of starting them again at step 1.  The writer is
+    opened at the first call (building a Brain to enhance with writes
+    nothing) and only on the main process.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> tb = TensorBoardStats(tempfile.mkdtemp())
+    >>> tb.log_stats({"epoch": 1, "lr": 1e-3}, {"loss": -2.0},
+    ...              {"loss": -1.5})
+    >>> tb.close()
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.writer = None
+
+    @classmethod
+    def from_hparams(cls, hparams):
+        """An instance if ``hparams.tensorboard`` is true, else None."""
+        if not getattr(hparams, "tensorboard", False):
+            return None
+        return cls(os.path.join(hparams.output_folder, "tensorboard"))
+
+    def log_stats(self, stats_meta, train_stats=None, valid_stats=None):
+        """Same arguments as SpeechBrain's ``TrainLogger.log_stats``."""
+        import speechbrain as sb
+
+        if not sb.utils.distributed.if_main_process():
+            return
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(self.folder)
+        step = int(stats_meta["epoch"])
+        for name, value in stats_meta.items():
+            if name != "epoch":  # the step already
+                self.writer.add_scalar(name, float(value), step)
+        for stage, stats in (("train", train_stats), ("valid", valid_stats)):
+            for name, value in (stats or {}).items():
+                self.writer.add_scalar(f"{name}/{stage}", float(value), step)
+        self.writer.flush()  # readable while the run goes on
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -54,6 +54,8 @@ class EnhancementBrain(sb.Brain):
     train_requires = ("mix_wav",)
     #: the trained module, evaluated and written to test_results.csv
     model_key = "model"
+    #: whether the trained model enhances (an SNR predictor does not)
+    enhances = True
 
     @classmethod
     def train_columns(cls, hparams):
@@ -79,6 +81,9 @@ class EnhancementBrain(sb.Brain):
         self.eval_systems = {}
         self.test_rows = []
         self.examples = {}
+        # ``tensorboard: True`` in the YAML: epoch stats also for TensorBoard
+        self.tensorboard = reporting.TensorBoardStats.from_hparams(
+            self.hparams)
 
     # ------------------------------------------------------------------
     # data
@@ -283,11 +288,11 @@ class EnhancementBrain(sb.Brain):
             self.train_stats = stats
         elif stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"]
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": lr},
-                train_stats=self.train_stats,
-                valid_stats=stats,
-            )
+            log = dict(stats_meta={"epoch": epoch, "lr": lr},
+                       train_stats=self.train_stats, valid_stats=stats)
+            self.hparams.train_logger.log_stats(**log)
+            if self.tensorboard is not None:
+                self.tensorboard.log_stats(**log)
             self.save_checkpoint(epoch, stage_loss)
 
     def save_checkpoint(self, epoch, valid_loss):
@@ -456,7 +461,9 @@ class EnhancementBrain(sb.Brain):
             self.test_rows.append({"ID": uid,
                                    **self.test_item(est, batch, b, n)})
             self.maybe_save_enhanced(uid, est)
-            if len(self.test_rows) == 1 and est.dim() == 1:  # for the figure
+            # for the figure; a reference-free test set has no clean speech
+            if len(self.test_rows) == 1 and est.dim() == 1 and hasattr(
+                    batch, "clean"):
                 self.examples["clean"] = batch.clean.data[b, :n]
                 self.examples[self.eval_system] = est
         return torch.tensor(0.0)
@@ -527,3 +534,11 @@ class EnhancementBrain(sb.Brain):
     def evaluated_model(self):
         """Name of the system whose results go to ``test_results.csv``."""
         return self.model_key
+
+    def inference_module(self):
+        """The module that enhances, as evaluation applies it: a separation
+        model (``[B, T] -> [B, M, T]``, speech first; the inference
+        interface normalizes and projects as :func:`separate` does) or a
+        module with ``outputs_speech = True`` (``[B, T] -> [B, T]``).
+        Exported and loaded by :mod:`speechbrain_remix.inference`."""
+        return unwrap(self.modules[self.model_key])

@@ -3,11 +3,18 @@
 ``eval_metrics``: ``enhancement`` (default), ``composite`` (enhancement
 plus CSIG, CBAK and COVL of Hu & Loizou, 2008), ``separation`` (speakers
 among the references, with permutation solving), ``fuss`` (universal
-separation) or ``snr_frames`` (an SNR predictor's frame-level error)."""
+separation), ``snr_frames`` (an SNR predictor's frame-level error),
+``dnsmos`` (DNSMOS P.835, reference-free: no clean speech needed) or
+``enhancement_dnsmos`` (enhancement plus DNSMOS)."""
 
 from speechbrain_remix.metrics.composite import (
     COMPOSITE_METRICS,
     CompositeMetrics,
+)
+from speechbrain_remix.metrics.dnsmos import (
+    DNSMOS_METRICS,
+    DNSMOSMetrics,
+    EnhancementDNSMOSMetrics,
 )
 from speechbrain_remix.metrics.enhancement import (
     METRICS,
@@ -23,10 +30,12 @@ from speechbrain_remix.metrics.snr_frames import (
 
 SETS = {"enhancement": EnhancementMetrics, "separation": SeparationMetrics,
         "fuss": FussMetrics, "composite": CompositeMetrics,
-        "snr_frames": SNRFrameMetrics}
+        "snr_frames": SNRFrameMetrics, "dnsmos": DNSMOSMetrics,
+        "enhancement_dnsmos": EnhancementDNSMOSMetrics}
 
 __all__ = ["METRICS", "FUSS_METRICS", "COMPOSITE_METRICS",
-           "SNR_FRAME_METRICS", "SNRFrameMetrics",
+           "SNR_FRAME_METRICS", "SNRFrameMetrics", "DNSMOS_METRICS",
+           "DNSMOSMetrics", "EnhancementDNSMOSMetrics",
            "EnhancementMetrics", "SeparationMetrics", "FussMetrics",
            "CompositeMetrics", "enhancement_metrics",
            "eval_metrics", "metric_set"]

@@ -2,7 +2,9 @@
 
 * ``noisy_folder``: noisy recordings without references, the unlabeled
   in-domain mixtures RemixIT adapts to (``noisy_train.csv``,
-  ``noisy_valid.csv``: ``ID, duration, mix_wav``).
+  ``noisy_valid.csv``: ``ID, duration, mix_wav``).  With ``test_fraction``
+  and no ``test_folder``, a share of them is held out for evaluation with
+  reference-free metrics (``noisy_test.csv``; ``eval_metrics: dnsmos``).
 * ``noise_folder`` (optional): isolated noise, listed in ``noise.csv``
   (``ID, duration, noise_wav``) for MixIT, Eq. 17 of RemixIT, or as the
   training noise of pseudo speech enhancement (your own speaker needs only
@@ -10,7 +12,9 @@
 * ``clean_folder`` (optional, with ``noise_folder``): isolated speech to
   pre-train a supervised teacher.  Mixtures of it with the noise are
   synthesised once, deterministically from ``seed``, at SNRs drawn from
-  ``snr_range`` (``supervised_train.csv``, ``supervised_valid.csv``).
+  ``snr_range`` (``supervised_train.csv``, ``supervised_valid.csv``; with
+  ``test_fraction`` and no ``test_folder``, ``supervised_test.csv`` too:
+  held-out mixtures with their references).
 * ``test_folder`` (optional): ``noisy/`` and ``clean/`` subfolders with
   files of the same names, for evaluation (``test.csv``).
 
@@ -48,6 +52,53 @@ FIELDS = ["ID", "duration", "mix_wav"]
 # keep at least two for training.
 MIN_SPLIT = 2
 MIN_RECORDINGS = 3
+
+
+def hold_out(rows, test_fraction, rng, what):
+    """Rows held out for testing before the training/validation split:
+    ``test_fraction`` of them, at least one, and never so many that fewer
+    than five remain (two to train, two to validate and remix, one test).
+
+    Arguments
+    ---------
+    rows : list
+        What to split.
+    test_fraction : float
+        Share held out for testing (0: none, and no draw is made, so the
+        other splits are those of a run without a test share).
+    rng : numpy.random.Generator
+        Draws the held-out rows.
+    what : str
+        Names the rows in messages (e.g. their folder).
+
+    Returns
+    -------
+    rest, test : list
+
+    Example
+    -------
+    >>> rest, test = hold_out(list(range(20)), 0.1,
+    ...                       np.random.default_rng(0), "x")
+    >>> len(rest), len(test), sorted(rest + test) == list(range(20))
+    (18, 2, True)
+    """
+    if not test_fraction:
+        return list(rows), []
+    n = len(rows)
+    n_test = max(1, int(round(test_fraction * n)))
+    need = 2 * MIN_SPLIT  # left for training and validation
+    if n - n_test < need:
+        raise DataError(
+            f"{what}: holding out {test_fraction:.0%} of {n} usable "
+            f"recording(s) for testing leaves {n - n_test}, fewer than "
+            f"{need} (two to train, two to validate); add recordings, lower "
+            "test_fraction, or set test_fraction: 0 and test_csv: null (the "
+            "run is then not evaluated)")
+    order = rng.permutation(n)
+    held = set(order[:n_test].tolist())
+    # both lists keep the folder's (sorted) order
+    return ([r for i, r in enumerate(rows) if i not in held],
+            [r for i, r in enumerate(rows) if i in held])
 
 
 def split(rows, valid_fraction, rng, what, skipped=0):
@@ -110,6 +161,7 @@ def prepare_folders(
     test_folder=None,
     sample_rate=16000,
     valid_fraction=0.1,
+    test_fraction=0.0,
     n_mixtures=1000,
     snr_range=(-2.0, 20.0),
     seed=1234,
@@ -129,6 +181,11 @@ def prepare_folders(
     valid_fraction : float
         Share of files held out for validation (at least two files when
         there are four or more: RemixIT remixes within a batch).
+    test_fraction : float
+        Without ``test_folder``: share of the noisy recordings (and of the
+        synthesised mixtures) held out for testing first, at least one
+        (``noisy_test.csv``, ``supervised_test.csv``); 0: none.  A folder
+        too small to keep five others is an error.
     n_mixtures : int
         Supervised mixtures to synthesise from clean speech and noise
         (fewer when a noise excerpt is silent: such mixtures are skipped).
@@ -154,13 +211,18 @@ def prepare_folders(
                         "mixtures for a supervised teacher")
     prep.start()
     rng = np.random.default_rng(seed)
+    # references, when given, are the test set; else a held-out share
+    held_out = 0.0 if test_folder else test_fraction
     if noisy_folder:
         listed = _rows(noisy_folder, sample_rate, "mix_wav")
         noisy = prep.screen(listed, noisy_folder)
+        noisy, test = hold_out(noisy, held_out, rng, noisy_folder)
         train, valid = split(noisy, valid_fraction, rng, noisy_folder,
-                             skipped=len(listed) - len(noisy))
+                             skipped=len(listed) - len(noisy) - len(test))
         prep.write("noisy_train.csv", train, FIELDS)
         prep.write("noisy_valid.csv", valid, FIELDS)
+        if test:
+            prep.write("noisy_test.csv", test, FIELDS)
     if noise_folder:
         noise = prep.write("noise.csv", _rows(noise_folder, sample_rate,
                                               "noise_wav"), NOISE_FIELDS)
@@ -170,11 +232,14 @@ def prepare_folders(
         mixtures = prep.screen(
             _synthesise(clean, noise, data_folder, n_mixtures, snr_range,
                         sample_rate, rng), "synthesised mixtures")
-        train, valid = split(mixtures, valid_fraction, rng,
-                             f"{data_folder}/mixtures")
+        what = f"{data_folder}/mixtures"
+        mixtures, test = hold_out(mixtures, held_out, rng, what)
+        train, valid = split(mixtures, valid_fraction, rng, what)
         sup = FIELDS + ["clean_wav", "noise_wav"]
         prep.write("supervised_train.csv", train, sup)
         prep.write("supervised_valid.csv", valid, sup)
+        if test:
+            prep.write("supervised_test.csv", test, sup)
     if test_folder:
         prep.write("test.csv", _pairs(test_folder, sample_rate),
                    FIELDS + ["clean_wav"])
@@ -232,6 +297,7 @@ def main(argv=None):
         parser.add_argument(f"--{name}")
     parser.add_argument("--sample_rate", type=int, default=16000)
     parser.add_argument("--valid_fraction", type=float, default=0.1)
+    parser.add_argument("--test_fraction", type=float, default=0.0)
     parser.add_argument("--n_mixtures", type=int, default=1000)
     parser.add_argument("--snr_range", type=float, nargs=2,
                         default=(-2.0, 20.0))

@@ -13,7 +13,11 @@ def load_pretrained(model, source, key="model"):
     Arguments
     ---------
     model : torch.nn.Module
-        Receives the weights.
+        Receives the weights.  A model that loads its own (one with a
+        ``load_folder(source)`` method, e.g. a SpeechBrain pretrained-layout
+        folder as the teacher,
+        :class:`speechbrain_remix.models.speechbrain_models.SpeechBrainTeacher`)
+        is handed ``source`` instead.
     source : str
         A ``.ckpt``/``.pt`` state-dict file, a SpeechBrain checkpoint
         directory (``CKPT+...``) or a ``save`` folder holding several
@@ -28,6 +32,8 @@ def load_pretrained(model, source, key="model"):
     str
         The file the weights came from.
     """
+    if callable(getattr(model, "load_folder", None)):
+        return model.load_folder(source)
     path = source
     if os.path.isdir(source):
         candidate = os.path.join(source, f"{key}.ckpt")

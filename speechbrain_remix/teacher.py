@@ -55,6 +55,25 @@ def freeze(module):
     return module.eval().requires_grad_(False)
 
 
+def check_same_architecture(teacher, student):
+    """Raises ``ValueError`` unless teacher and student have the same
+    parameters and buffers (names and shapes): what an EMA update needs."""
+    t_state = unwrap(teacher).state_dict()
+    s_state = unwrap(student).state_dict()
+    same = t_state.keys() == s_state.keys() and all(
+        t_state[k].shape == s_state[k].shape for k in t_state
+    )
+    if not same:
+        raise ValueError(
+            "EMA teacher update needs teacher and student of the same "
+            "architecture; their parameters differ (a deeper student needs "
+            "the sequential protocol; a MixIT teacher with 3 outputs needs "
+            "a 3-output student: student_num_sources: 3; a teacher of "
+            "another architecture, e.g. a SpeechBrain model folder, the "
+            "static or the sequential protocol)"
+        )
+
+
 @torch.no_grad()
 def ema_update(teacher, student, gamma):
     """``theta_T <- gamma * theta_S + (1 - gamma) * theta_T`` in place.
@@ -81,18 +100,9 @@ def ema_update(teacher, student, gamma):
     """
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"EMA weight gamma must lie in [0, 1], got {gamma}")
+    check_same_architecture(teacher, student)
     t_state = unwrap(teacher).state_dict()
     s_state = unwrap(student).state_dict()
-    same = t_state.keys() == s_state.keys() and all(
-        t_state[k].shape == s_state[k].shape for k in t_state
-    )
-    if not same:
-        raise ValueError(
-            "EMA teacher update needs teacher and student of the same "
-            "architecture; their parameters differ (a deeper student needs "
-            "the sequential protocol; a MixIT teacher with 3 outputs needs "
-            "a 3-output student: student_num_sources: 3)"
-        )
     for name, t_value in t_state.items():
         s_value = s_state[name].to(t_value.device)
         if t_value.is_floating_point():
@@ -205,6 +215,11 @@ class StaticTeacher:
         self.teacher = freeze(teacher)
         return self.teacher
 
+    def check_student(self, student):
+        """Raises ``ValueError`` if this protocol cannot work with
+        ``student`` and the attached teacher (checked when a run starts,
+        not when the first update is due)."""
+
     # ------------------------------------------------------------------
     # schedule
     def student_blocks(self):
@@ -299,6 +314,9 @@ class EMATeacher(StaticTeacher):
                              f"{gamma}")
         self.gamma = gamma
         self.every = every
+
+    def check_student(self, student):
+        check_same_architecture(self.teacher, student)
 
     def due_after(self, epoch):
         return self.every == "epoch"

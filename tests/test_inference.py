@@ -110,6 +110,19 @@ def test_model_card_and_yaml(run_dir, exported):
     assert "num_blocks: 1" in yaml
 
 
+def test_export_with_onnx_matches_the_interface(run_dir, tmp_path):
+    import onnxruntime
+
+    out = str(tmp_path / "onnx")
+    assert cli(["export", run_dir, out, "--onnx"]) == 0
+    session = onnxruntime.InferenceSession(os.path.join(out, "model.onnx"))
+    mix = torch.randn(1, 12000, generator=torch.Generator().manual_seed(1))
+    (got,) = session.run(None, {session.get_inputs()[0].name: mix.numpy()})
+    expected = RemixEnhancer.from_hparams(out).enhance_batch(mix)
+    peak = float(expected.abs().max())
+    assert np.abs(got - expected.numpy()).max() < 1e-4 * peak
+
+
 def test_export_refuses_a_non_empty_folder(run_dir, tmp_path):
     (tmp_path / "x").write_text("mine")
     with pytest.raises(SystemExit, match="not empty"):

@@ -43,6 +43,7 @@ class TeacherStudentBrain(EnhancementBrain):
         """Hands ``teacher`` to the update protocol, its only owner."""
         self.teacher_update = self.hparams.teacher_update
         self.teacher_update.attach(teacher.to(self.device))
+        self.teacher_update.check_student(self.student)
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("teacher_update",
                                               self.teacher_update)

@@ -20,6 +20,10 @@ def run(args):
                          force=args.force, device=args.device)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
+    except NotImplementedError as err:  # the folder is written; no ONNX
+        print(f"exported {args.run_dir} to {args.out_dir}, without "
+              f"model.onnx: {err}")
+        return 1
     print(f"exported {args.run_dir} to {out}; enhance with: "
           f"speechbrain-remix enhance {out} NOISY... --out DIR")
     return 0

@@ -316,10 +316,27 @@ SIVARAMAN_TABLE = {
         "select_by": "valid_loss", "predictor_hidden": 256,
         "predictor_num_layers": 3},
 }
+# Not experiments of a paper: a user's own folders, with the demo's model
+# and schedule (the RemixIT paper's optimizer and learning-rate rule,
+# Sec. III-D), selected without references in RemixIT's case.
+FOLDERS_TABLE = {
+    "supervised_folders.yaml": {
+        "optimizer": "Adam", "lr": 1e-3, "lr_decay_every": 6,
+        "lr_decay_factor": 0.5, "outputs": 2, "blocks": 4, "hop": 20,
+        "eval_metrics": "enhancement", "select_by": "valid_loss",
+        "snr_range": [-5.0, 15.0], "sample_rate": 16000},
+    "remixit_folders.yaml": {
+        "optimizer": "Adam", "lr": 1e-3, "lr_decay_every": 6,
+        "lr_decay_factor": 0.5, "protocol": "EMATeacher", "gamma": 0.2,
+        "every": "epoch", "student_init": "teacher", "student_blocks": 4,
+        "teacher_outputs": 2, "eval_metrics": "dnsmos",
+        "select_by": "dnsmos_ovrl", "sample_rate": 16000},
+}
 LIBRISPEECH_PSE = [n for n in SIVARAMAN_TABLE
                    if n.endswith("_librispeech.yaml")]
 
-TABLE = {**REMIXIT_TABLE, **SAIJO_TABLE, **WANG_TABLE, **SIVARAMAN_TABLE}
+TABLE = {**REMIXIT_TABLE, **SAIJO_TABLE, **WANG_TABLE, **SIVARAMAN_TABLE,
+         **FOLDERS_TABLE}
 PAPER_YAMLS = sorted(
     os.path.basename(p)
     for p in glob.glob(os.path.join(ROOT, "hparams", "*.yaml"))

@@ -205,10 +205,11 @@ def onnx_session(path):
     """An onnxruntime CPU session of an exported file and a callable
     ``[B, T] numpy float32 -> [B, T]`` running it.
 
-    Example
-    -------
-    >>> run = onnx_session("enhancer.onnx")[1]  # doctest: +SKIP
-    >>> speech = run(mixture.astype("float32"))  # doctest: +SKIP
+    Usage (exporting takes seconds; ``tests/test_onnx_export.py`` runs
+    it)::
+
+        session, run = onnx_session("enhancer.onnx")
+        speech = run(mixture.astype("float32"))
     """
     import numpy as np
     import onnxruntime

@@ -233,13 +233,7 @@ MEMORY_PROBE = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from conftest import TINY_MODEL
     from speechbrain_remix.inference import RemixEnhancer
-    from speechbrain_remix.brains.latent import LatentEnhancer
-from speechbrain_remix.models import (
-    ConformerMasker,
-    GRUMasker,
-    SpectralVAE,
-    SudoRmRf,
-)
+    from speechbrain_remix.models import SudoRmRf
     torch.set_num_threads(1)
     enh = RemixEnhancer(modules={{"model": SudoRmRf(**TINY_MODEL)}},
                         hparams={{"sample_rate": 16000}},

@@ -1,5 +1,10 @@
 """How every scheme applies a model to mixtures: mean/std normalization
-(Section III-D of RemixIT), mixture consistency (Eq. 1) and rescaling."""
+(Section III-D of RemixIT), mixture consistency (Eq. 1) and rescaling.
+
+A causal model (``causal = True``, which streams) cannot know the mean
+and std of a recording it has not heard yet, so it gets the mixture as
+it is: its per-frame norms after a bias-free encoder make it
+scale-equivariant, so the std would not change its output anyway."""
 
 import torch  # noqa: F401 (doctests)
 
@@ -46,9 +51,23 @@ def separate(model, mixture, rescale=True):
     >>> torch.allclose(separate(model, mix).sum(1), mix, atol=1e-4)
     True
     """
+    if is_causal(model):
+        estimates = mixture_consistency(model(mixture), mixture)
+        if rescale:
+            return estimates
+        # the normalized domain of the non-causal path: the same estimates,
+        # shifted and scaled to add up to the normalized mixture
+        _, (mean, std) = normalize(mixture)
+        return (estimates - mean.unsqueeze(1) / estimates.shape[1]) \
+            / std.unsqueeze(1)
     x, (mean, std) = normalize(mixture)
     estimates = mixture_consistency(model(x), x)
     if not rescale:
         return estimates
     n_src = estimates.shape[1]
     return estimates * std.unsqueeze(1) + mean.unsqueeze(1) / n_src
+
+
+def is_causal(model):
+    """Whether ``model`` (or the module a DDP wrapper holds) is causal."""
+    return bool(getattr(getattr(model, "module", model), "causal", False))

@@ -43,6 +43,7 @@ def model_yaml(module, indent=0):
         n_fft: 1024
         hop: 256
         num_sources: 2
+        causal: false
     """
     config = getattr(module, "config", None)
     if config is None:

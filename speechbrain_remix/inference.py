@@ -27,7 +27,11 @@ Policies (``enhance_file``):
   bounded by the window, not the recording.  A recording shorter than the
   window is enhanced whole;
 * **the noise estimate** on request (``noise_path``): what the model
-  assigns to the noise outputs (the mixture minus the speech estimate).
+  assigns to the noise outputs (the mixture minus the speech estimate);
+* **streaming** (``streaming=True``, a causal model only): the recording
+  is read, enhanced and written block by block, as on a device, with the
+  model's state carried between blocks; the output equals the model's
+  offline output (:mod:`speechbrain_remix.streaming`).
 """
 
 import logging
@@ -44,6 +48,7 @@ from speechbrain.utils.fetching import FetchConfig
 from speechbrain_remix.apply import separate
 from speechbrain_remix.data import DataError
 from speechbrain_remix.overlap_add import OverlapAdd, window_starts
+from speechbrain_remix.streaming import StreamingSeparator
 
 logger = logging.getLogger(__name__)
 CHANNEL_POLICIES = ("downmix", "each")
@@ -155,7 +160,8 @@ class RemixEnhancer(Pretrained):
     # files of any rate, channel count and length
     def enhance_file(self, path, output_path=None, noise_path=None,
                      keep_model_rate=False, channels="downmix",
-                     window_seconds=20.0, overlap_seconds=1.0):
+                     window_seconds=20.0, overlap_seconds=1.0,
+                     streaming=False, block_ms=None):
         """Enhances one recording (any format libsndfile reads).
 
         Arguments
@@ -174,6 +180,15 @@ class RemixEnhancer(Pretrained):
             ``"downmix"`` or ``"each"`` (see the module's docstring).
         window_seconds, overlap_seconds : float
             Windows of long recordings and their crossfade.
+        streaming : bool
+            Enhance as a device would, block by block with a causal
+            model's carried state
+            (:class:`~speechbrain_remix.streaming.StreamingSeparator`):
+            the output equals the causal model's offline output.  The
+            recording must be at the model's rate.
+        block_ms : float, optional
+            Milliseconds per streamed block, rounded up to the model's
+            block granularity (default: that granularity).
 
         Returns
         -------
@@ -189,69 +204,91 @@ class RemixEnhancer(Pretrained):
         except Exception as err:  # libsndfile raises many kinds
             raise DataError(f"{path}: cannot read audio ({err})") from err
         with reader:
-            return self._enhance_open(reader, path, output_path, noise_path,
-                                      keep_model_rate, channels,
-                                      window_seconds, overlap_seconds)
+            if reader.frames <= 0:
+                raise DataError(f"{path}: empty audio file")
+            if reader.channels > 1 and channels == "downmix":
+                logger.warning("%s: %d channels, downmixed to mono (channels"
+                               "='each' enhances each)", path,
+                               reader.channels)
+            if streaming:
+                out_rate = reader.samplerate
+                chunks = self._streamed(reader, path, channels, block_ms)
+            else:
+                out_rate = (self.sample_rate if keep_model_rate
+                            else reader.samplerate)
+                chunks = self._windowed(reader, path, out_rate, channels,
+                                        window_seconds, overlap_seconds)
+            return _write_all(chunks, [output_path, noise_path], out_rate,
+                              reader)
 
-    def _enhance_open(self, reader, path, output_path, noise_path,
-                      keep_model_rate, channels, window_seconds,
-                      overlap_seconds):
+    def streaming_separator(self, block_ms=None):
+        """A :class:`~speechbrain_remix.streaming.StreamingSeparator` for
+        this model, ``block_ms`` milliseconds per block (rounded up to the
+        model's granularity), after checking the model can stream."""
+        model = self.mods.model
+        if not hasattr(model, "stream_block"):
+            raise ValueError(
+                f"{type(model).__name__} is not causal, so it cannot "
+                "stream: enhance without streaming, or train a causal "
+                "student (hparams/remixit_causal_demo.yaml)")
+        unit = model.stream_block
+        block = unit
+        if block_ms is not None:
+            block = max(1, math.ceil(block_ms * self.sample_rate / 1000
+                                     / unit)) * unit
+        return StreamingSeparator(model.eval(), block)
+
+    def _streamed(self, reader, path, channels, block_ms):
+        """``[2, C, n]`` speech and noise, block by block."""
+        if reader.samplerate != self.sample_rate:
+            raise DataError(
+                f"{path}: {reader.samplerate} Hz; streaming runs at the "
+                f"model's {self.sample_rate} Hz (enhance without streaming,"
+                " which resamples, or resample the file first)")
+        separator = self.streaming_separator(block_ms)
+        start = 0
+        for block in reader.blocks(separator.block, dtype="float32",
+                                   always_2d=True):
+            wav = self._checked(block, path, start, reader.samplerate)
+            start += block.shape[0]
+            if channels == "downmix":
+                wav = wav.mean(0, keepdim=True)
+            est = separator.push(wav.to(self.device))
+            yield est.transpose(0, 1).cpu()
+        yield separator.flush().transpose(0, 1).cpu()
+
+    def _windowed(self, reader, path, out_rate, channels, window_seconds,
+                  overlap_seconds):
+        """``[2, C, n]`` speech and noise, window by window (crossfaded)."""
         rate, total = reader.samplerate, reader.frames
-        if total <= 0:
-            raise DataError(f"{path}: empty audio file")
-        out_rate = self.sample_rate if keep_model_rate else rate
-        if reader.channels > 1 and channels == "downmix":
-            logger.warning("%s: %d channels, downmixed to mono (channels="
-                           "'each' enhances each)", path, reader.channels)
         # windows on a grid where both rates have whole samples (10 ms for
         # 44.1 kHz <-> 16 kHz), so windows map to whole output samples
         unit = rate // math.gcd(rate, out_rate)
         window = max(2, round(window_seconds * rate / unit)) * unit
         overlap = min(round(overlap_seconds * rate / unit) * unit,
                       window // 2 // unit * unit)
-        joins = [OverlapAdd(overlap * out_rate // rate)
-                 for _ in range(2 if noise_path else 1)]
-        outputs = [output_path, noise_path][:len(joins)]
-        writers, kept = [None] * len(joins), [[] for _ in joins]
+        join = OverlapAdd(overlap * out_rate // rate)
         starts = window_starts(total, window, overlap)
         if len(starts) > 1:
             fixed_mmap_threshold()  # memory bounded by the window
-        try:
-            for k, start in enumerate(starts):
-                last = k == len(starts) - 1
-                reader.seek(start)
-                block = reader.read(min(window, total - start),
-                                    dtype="float32", always_2d=True)
-                if not np.isfinite(block).all():
-                    raise DataError(
-                        f"{path}: NaN or inf samples near "
-                        f"{start / rate:.1f} s; repair or re-export the file")
-                wav = torch.from_numpy(block.T.copy())  # [C, n]
-                if channels == "downmix":
-                    wav = wav.mean(0, keepdim=True)
-                est = self._estimate(wav, rate, out_rate)  # [2, C, n_out]
-                for i, join in enumerate(joins):
-                    ready = join.push(est[i], last=last)
-                    if outputs[i] is None:
-                        kept[i].append(ready)
-                        continue
-                    if writers[i] is None:
-                        writers[i] = _open_writer(outputs[i], out_rate,
-                                                  ready.shape[0], reader)
-                    _write(writers[i], ready, outputs[i])
-        except BaseException:
-            for writer, out in zip(writers, outputs):
-                if writer is not None:  # never leave half a file behind
-                    writer.close()
-                    os.remove(out)
-            raise
-        for writer in writers:
-            if writer is not None:
-                writer.close()
-        if output_path is not None:
-            return output_path
-        speech = torch.cat(kept[0], -1)
-        return speech[0] if speech.shape[0] == 1 else speech
+        for k, start in enumerate(starts):
+            reader.seek(start)
+            block = reader.read(min(window, total - start), dtype="float32",
+                                always_2d=True)
+            wav = self._checked(block, path, start, rate)
+            if channels == "downmix":
+                wav = wav.mean(0, keepdim=True)
+            est = self._estimate(wav, rate, out_rate)  # [2, C, n_out]
+            yield join.push(est, last=k == len(starts) - 1)
+
+    @staticmethod
+    def _checked(block, path, start, rate):
+        """``[n, C]`` samples read at ``start`` -> ``[C, n]`` tensor."""
+        if not np.isfinite(block).all():
+            raise DataError(f"{path}: NaN or inf samples near "
+                            f"{start / rate:.1f} s; repair or re-export the "
+                            "file")
+        return torch.from_numpy(block.T.copy())
 
     def _estimate(self, wav, rate, out_rate):
         """Speech and noise of ``wav`` ``[C, n]`` at ``rate``: ``[2, C,
@@ -283,6 +320,37 @@ def fixed_mmap_threshold(nbytes=128 * 1024):
         ctypes.CDLL("libc.so.6").mallopt(-3, int(nbytes))  # -3: threshold
     except (OSError, AttributeError):
         pass
+
+
+def _write_all(chunks, paths, rate, reader):
+    """Writes the speech (and noise) of ``[2, C, n]`` ``chunks`` to
+    ``paths`` as they come, or returns the speech (``paths[0]`` None).
+    Never leaves half a file behind."""
+    writers, kept = [None, None], []
+    try:
+        for chunk in chunks:
+            if paths[0] is None:
+                kept.append(chunk[0])
+            for i, out in enumerate(paths):
+                if out is None:
+                    continue
+                if writers[i] is None:
+                    writers[i] = _open_writer(out, rate, chunk.shape[1],
+                                              reader)
+                _write(writers[i], chunk[i], out)
+    except BaseException:
+        for writer, out in zip(writers, paths):
+            if writer is not None:
+                writer.close()
+                os.remove(out)
+        raise
+    for writer in writers:
+        if writer is not None:
+            writer.close()
+    if paths[0] is not None:
+        return paths[0]
+    speech = torch.cat(kept, -1)
+    return speech[0] if speech.shape[0] == 1 else speech
 
 
 def _open_writer(path, rate, channels, like):

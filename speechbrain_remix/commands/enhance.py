@@ -37,6 +37,12 @@ def add_arguments(parser):
                         help="seconds per window of long recordings")
     parser.add_argument("--overlap", type=float, default=1.0,
                         help="seconds of crossfade between windows")
+    parser.add_argument("--streaming", action="store_true",
+                        help="a causal model: enhance block by block as a "
+                        "device would (input at the model's rate)")
+    parser.add_argument("--block-ms", type=float, default=None,
+                        help="milliseconds per streamed block (default: "
+                        "the model's smallest)")
     parser.add_argument("--device", default="cpu")
 
 
@@ -130,6 +136,14 @@ def run(args):
         enhancer = RemixEnhancer.load(args.model, device=args.device)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
+    if args.streaming:
+        try:  # refuse a model that cannot stream before any file
+            separator = enhancer.streaming_separator(args.block_ms)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
+        print(f"streaming: blocks of {separator.block} samples, algorithmic"
+              f" latency {1000 * separator.latency / enhancer.sample_rate:.1f}"
+              " ms")
     failed = [(path, "not found") for path in missing]
     done = 0
     for src, dst in tqdm(pairs, desc="enhancing", unit="file"):
@@ -138,7 +152,8 @@ def run(args):
                 src, dst, noise_path=noise_name(dst) if args.noise else None,
                 keep_model_rate=args.keep_model_rate,
                 channels=args.channels, window_seconds=args.window,
-                overlap_seconds=args.overlap)
+                overlap_seconds=args.overlap, streaming=args.streaming,
+                block_ms=args.block_ms)
             done += 1
         except Exception as err:  # one bad file must not stop the others
             why = str(err).splitlines()[0] if str(err) else repr(err)

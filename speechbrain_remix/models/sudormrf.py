@@ -9,10 +9,29 @@ channels are split into ``G`` groups that share one small U-ConvBlock, and a
 transform-average-concatenate (TAC) module exchanges information between
 groups before it, which makes the model very small (0.56 M parameters for
 ``U = 8``).
+
+``causal=True`` builds the streaming variant (beyond the paper, for
+on-device enhancement): no layer looks ahead.  The analysis filterbank
+and every depthwise convolution see only past inputs
+(:class:`~speechbrain_remix.streaming.CausalConv1d`), the synthesis is
+an overlap-add of the frames so far, global layer norm (which reads the
+whole recording) becomes a per-frame layer norm over channels, and the
+nearest upsampling of a U-ConvBlock copies coarse frame ``i`` to fine
+frames ``2i`` and ``2i + 1``, which it was computed before.  Such a model
+runs block by block with a
+:class:`~speechbrain_remix.streaming.StreamingSeparator` and equals its
+offline output.
 """
 
 import torch
 from torch import nn
+
+from speechbrain_remix.streaming import (
+    CausalConv1d,
+    ChannelNorm,
+    OverlapAddSynthesis,
+    is_streaming,
+)
 
 
 def global_layer_norm(channels):
@@ -21,6 +40,11 @@ def global_layer_norm(channels):
     ``GroupNorm`` with a single group is exactly gLN and runs fused.
     """
     return nn.GroupNorm(1, channels, eps=1e-8)
+
+
+def layer_norm(channels, causal):
+    """gLN, or per-frame channel norm for a causal model."""
+    return ChannelNorm(channels) if causal else global_layer_norm(channels)
 
 
 class UConvBlock(nn.Module):
@@ -34,6 +58,8 @@ class UConvBlock(nn.Module):
         Channels inside the block.
     depth : int
         Number of resolutions (``depth - 1`` stride-2 down-samplings).
+    causal : bool
+        Causal convolutions and per-frame norms (see the module).
 
     Example
     -------
@@ -42,30 +68,31 @@ class UConvBlock(nn.Module):
     torch.Size([2, 16, 40])
     """
 
-    def __init__(self, channels, hidden, depth=5):
+    def __init__(self, channels, hidden, depth=5, causal=False):
         super().__init__()
         self.depth = depth
         self.project = nn.Sequential(
             nn.Conv1d(channels, hidden, 1),
-            global_layer_norm(hidden),
+            layer_norm(hidden, causal),
             nn.PReLU(),
         )
         self.levels = nn.ModuleList(
             nn.Sequential(
-                nn.Conv1d(
-                    hidden,
-                    hidden,
-                    kernel_size=5,
-                    stride=1 if i == 0 else 2,
-                    padding=2,
-                    groups=hidden,
-                ),
-                global_layer_norm(hidden),
+                self._depthwise(hidden, 1 if i == 0 else 2, causal),
+                layer_norm(hidden, causal),
             )
             for i in range(depth)
         )
-        self.merge = nn.Sequential(global_layer_norm(hidden), nn.PReLU())
+        self.merge = nn.Sequential(layer_norm(hidden, causal), nn.PReLU())
         self.back = nn.Conv1d(hidden, channels, 1)
+
+    @staticmethod
+    def _depthwise(channels, stride, causal):
+        if causal:  # output frame j reads input frames j * stride - 4 .. j
+            return CausalConv1d(channels, channels, 5, stride=stride,
+                                groups=channels)
+        return nn.Conv1d(channels, channels, kernel_size=5, stride=stride,
+                         padding=2, groups=channels)
 
     def forward(self, x):
         """``x``: ``[B, C, L]`` with ``L`` divisible by ``2**(depth-1)``."""
@@ -90,6 +117,8 @@ class TAC(nn.Module):
         Channels per group.
     hidden : int
         Hidden size of the transforms.
+    causal : bool
+        Per-frame norm instead of gLN.
 
     Example
     -------
@@ -98,14 +127,14 @@ class TAC(nn.Module):
     torch.Size([2, 3, 4, 10])
     """
 
-    def __init__(self, channels, hidden):
+    def __init__(self, channels, hidden, causal=False):
         super().__init__()
         self.transform = nn.Sequential(nn.Linear(channels, hidden), nn.PReLU())
         self.average = nn.Sequential(nn.Linear(hidden, hidden), nn.PReLU())
         self.concat = nn.Sequential(
             nn.Linear(2 * hidden, channels), nn.PReLU()
         )
-        self.norm = global_layer_norm(channels)
+        self.norm = layer_norm(channels, causal)
 
     def forward(self, x):
         """``x``: ``[B, G, C, L]`` -> same shape."""
@@ -127,7 +156,7 @@ class GroupCommBlock(nn.Module):
     torch.Size([2, 32, 40])
     """
 
-    def __init__(self, channels, hidden, depth, groups):
+    def __init__(self, channels, hidden, depth, groups, causal=False):
         super().__init__()
         if channels % groups or hidden % groups:
             raise ValueError(
@@ -135,8 +164,9 @@ class GroupCommBlock(nn.Module):
                 f"divisible by groups ({groups})"
             )
         self.groups = groups
-        self.tac = TAC(channels // groups, 3 * channels // groups)
-        self.block = UConvBlock(channels // groups, hidden // groups, depth)
+        self.tac = TAC(channels // groups, 3 * channels // groups, causal)
+        self.block = UConvBlock(channels // groups, hidden // groups, depth,
+                                causal)
 
     def forward(self, x):
         batch, channels, length = x.shape
@@ -172,6 +202,11 @@ class SudoRmRf(nn.Module):
         Resolutions per U-ConvBlock.
     groups : int
         Channel groups of the group communication.
+    causal : bool
+        The streaming variant (see the module): its algorithmic latency
+        is a block of ``stream_block`` samples (``hop * 2 **
+        (upsampling_depth - 1)``) plus ``stream_delay = enc_kernel_size -
+        hop`` samples of synthesis overlap.
 
     Example
     -------
@@ -179,6 +214,16 @@ class SudoRmRf(nn.Module):
     ...                  in_channels=64, upsampling_depth=3, groups=4)
     >>> model(torch.randn(2, 1000)).shape
     torch.Size([2, 2, 1000])
+    >>> causal = SudoRmRf(num_blocks=2, enc_num_basis=64, out_channels=32,
+    ...                   in_channels=64, upsampling_depth=3, groups=4,
+    ...                   causal=True)
+    >>> causal.stream_block, causal.stream_delay  # 5 ms + 1.3 ms at 16 kHz
+    (80, 21)
+    >>> x = torch.randn(1, 1000)  # no output sample reads a later input
+    >>> n = 500 - causal.stream_delay  # but the frames overlapping it
+    >>> torch.allclose(causal(x[:, :500])[..., :n], causal(x)[..., :n],
+    ...                atol=1e-5)
+    True
     """
 
     def __init__(
@@ -192,6 +237,7 @@ class SudoRmRf(nn.Module):
         in_channels=512,
         upsampling_depth=5,
         groups=16,
+        causal=False,
     ):
         super().__init__()
         if enc_kernel_size % 2 == 0:
@@ -201,8 +247,9 @@ class SudoRmRf(nn.Module):
             enc_num_basis=enc_num_basis, enc_kernel_size=enc_kernel_size,
             enc_hop=enc_hop, out_channels=out_channels,
             in_channels=in_channels, upsampling_depth=upsampling_depth,
-            groups=groups,
+            groups=groups, causal=causal,
         )
+        self.causal = causal
         self.num_sources = num_sources
         self.num_blocks = num_blocks
         self.enc_num_basis = enc_num_basis
@@ -210,16 +257,22 @@ class SudoRmRf(nn.Module):
         # Frames must halve cleanly (depth - 1) times inside the blocks.
         self.pad_multiple = self.hop * 2 ** (upsampling_depth - 1)
         padding = enc_kernel_size // 2
-        self.encoder = nn.Conv1d(
-            1, enc_num_basis, enc_kernel_size, stride=self.hop,
-            padding=padding, bias=False,
-        )
-        self.norm = global_layer_norm(enc_num_basis)
+        if causal:  # frame j ends with the last sample of hop j
+            self.encoder = CausalConv1d(
+                1, enc_num_basis, enc_kernel_size, stride=self.hop,
+                bias=False, context=enc_kernel_size - self.hop,
+            )
+        else:
+            self.encoder = nn.Conv1d(
+                1, enc_num_basis, enc_kernel_size, stride=self.hop,
+                padding=padding, bias=False,
+            )
+        self.norm = layer_norm(enc_num_basis, causal)
         self.bottleneck = nn.Conv1d(enc_num_basis, out_channels, 1)
         self.blocks = nn.Sequential(
             *[
                 GroupCommBlock(out_channels, in_channels, upsampling_depth,
-                               groups)
+                               groups, causal)
                 for _ in range(num_blocks)
             ]
         )
@@ -228,13 +281,22 @@ class SudoRmRf(nn.Module):
             nn.Conv1d(out_channels, num_sources * enc_num_basis, 1),
             nn.ReLU(),
         )
-        self.decoder = nn.ConvTranspose1d(
-            num_sources * enc_num_basis, num_sources, enc_kernel_size,
-            stride=self.hop, padding=padding, output_padding=self.hop - 1,
-            bias=False,
-        )
-        nn.init.xavier_uniform_(self.encoder.weight)
-        nn.init.xavier_uniform_(self.decoder.weight)
+        if causal:
+            self.decoder = OverlapAddSynthesis(
+                num_sources * enc_num_basis, num_sources, enc_kernel_size,
+                self.hop,
+            )
+            self.stream_block = self.pad_multiple
+            self.stream_delay = self.decoder.overlap
+        else:
+            self.decoder = nn.ConvTranspose1d(
+                num_sources * enc_num_basis, num_sources, enc_kernel_size,
+                stride=self.hop, padding=padding,
+                output_padding=self.hop - 1, bias=False,
+            )
+        for layer in (self.encoder, self.decoder):
+            layer = getattr(layer, "conv", layer)
+            nn.init.xavier_uniform_(layer.weight)
 
     def with_depth(self, num_blocks):
         """A freshly initialised model of the same configuration with
@@ -256,14 +318,29 @@ class SudoRmRf(nn.Module):
         self.mask[1].bias.zero_()
 
     def forward(self, mixture):
-        """Separates ``mixture`` ``[B, T]`` into ``[B, M, T]`` sources."""
+        """Separates ``mixture`` ``[B, T]`` into ``[B, M, T]`` sources.
+
+        Inside a stream (a causal model's block), returns the block's
+        output ``stream_delay`` samples late (see
+        :class:`~speechbrain_remix.streaming.OverlapAddSynthesis`)."""
         length = mixture.shape[-1]
         pad = (-length) % self.pad_multiple
+        if self.causal and is_streaming(self.decoder):
+            if pad:
+                raise ValueError(f"a streamed block must be a multiple of "
+                                 f"{self.pad_multiple} samples")
+            return self._separate(mixture.unsqueeze(1))
+        if self.causal:  # frames after the end complete the last samples
+            pad = (-length - self.decoder.overlap) % self.pad_multiple + \
+                self.decoder.overlap
         x = nn.functional.pad(mixture, (0, pad)).unsqueeze(1)
+        return self._separate(x)[..., :length]
+
+    def _separate(self, x):
         basis = self.encoder(x)  # [B, N, F]
         features = self.blocks(self.bottleneck(self.norm(basis)))
         masks = self.mask(features).view(
             basis.shape[0], self.num_sources, self.enc_num_basis, -1
         )
         masked = (masks * basis.unsqueeze(1)).flatten(1, 2)
-        return self.decoder(masked)[..., :length]
+        return self.decoder(masked)

@@ -72,6 +72,40 @@ def test_remixit_demo_summary(teacher_run, demo_data, tmp_path):
     assert len(os.listdir(tmp_path / "all")) == 3
 
 
+def test_causal_student_by_remixit_streams(teacher_run, demo_data, tmp_path,
+                                           capsys):
+    """hparams/remixit_causal_demo.yaml: a non-causal teacher trains a
+    causal student, which then enhances a test file in streaming mode
+    (Python and CLI) exactly as it does offline."""
+    from speechbrain_remix.cli import main
+    from speechbrain_remix.inference import RemixEnhancer
+
+    out = str(tmp_path / "causal")
+    summary = train.main(argv(
+        "remixit_causal_demo.yaml", data_folder=demo_data, output_folder=out,
+        teacher_source=os.path.join(teacher_run[0], "save"),
+        student_upsampling_depth=2,
+    ))
+    assert list(summary) == ["mixture", "teacher", "student"]
+    assert summary["teacher"]["si_sdr"] == pytest.approx(
+        teacher_run[1]["model"]["si_sdr"], abs=1e-3)
+    enhancer = RemixEnhancer.from_run(out)
+    assert enhancer.mods.model.causal
+    assert not enhancer.mods.model.state_dict().keys() & {"encoder.weight"}
+    mix = read_csv(os.path.join(demo_data, "B_test.csv"))[0]["mix_wav"]
+    mix = mix.replace("$data_root", demo_data)
+    streamed = enhancer.enhance_file(mix, streaming=True, block_ms=100)
+    assert (streamed - enhancer.enhance_file(mix)).abs().max() < 1e-5
+    assert main(["enhance", out, mix, "--out", str(tmp_path / "e"),
+                 "--streaming", "--block-ms", "9"]) == 0
+    # 9 ms rounded up to 160 samples (blocks of 20: hop 10, depth 2) + 11
+    # samples of synthesis overlap, at 16 kHz
+    assert "blocks of 160 samples, algorithmic latency 10.7 ms" in \
+        capsys.readouterr().out
+    assert sf.read(os.path.join(tmp_path, "e", os.path.basename(mix)))[
+        0].shape == sf.read(mix)[0].shape
+
+
 def test_missing_teacher_is_a_clear_error(demo_data, tmp_path):
     with pytest.raises(FileNotFoundError, match="train the teacher first"):
         train.main(argv("remixit_demo.yaml", data_folder=demo_data,

@@ -79,6 +79,28 @@ def test_with_depth():
     )
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_tac_is_transform_average_concatenate(causal):
+    """TAC (Luo et al., 2020), written out as defined: transform each
+    group, average the transforms over groups, concatenate each group's
+    transform with the average, project back, normalise, add.  The model
+    computes it channels first without the concatenation (faster); the
+    two must agree."""
+    from speechbrain_remix.models.sudormrf import TAC
+
+    torch.manual_seed(0)
+    tac = TAC(4, 12, causal=causal)
+    with torch.no_grad():
+        for p in tac.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2, 3, 4, 10)  # [B, G, C, L]
+    h = tac.transform(x.permute(0, 3, 1, 2))  # [B, L, G, H]
+    mean = tac.average(h.mean(dim=2, keepdim=True)).expand_as(h)
+    y = tac.concat(torch.cat([h, mean], -1)).permute(0, 2, 3, 1)
+    expected = x + tac.norm(y.reshape(6, 4, 10)).view_as(x)
+    assert torch.allclose(tac(x), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("kernel", [2, 40])
 def test_even_kernel_raises(kernel):
     with pytest.raises(ValueError):

@@ -137,13 +137,32 @@ class TAC(nn.Module):
         self.norm = layer_norm(channels, causal)
 
     def forward(self, x):
-        """``x``: ``[B, G, C, L]`` -> same shape."""
+        """``x``: ``[B, G, C, L]`` -> same shape.
+
+        Computed channels first (the linear layers as 1x1 convolutions on
+        ``[B*G, C, L]``), so that nothing is permuted or copied, and the
+        concatenation ``[h, mean]`` as the sum of the two halves of the
+        last linear layer."""
         batch, groups, channels, length = x.shape
-        h = self.transform(x.permute(0, 3, 1, 2))  # [B, L, G, H]
-        mean = self.average(h.mean(dim=2, keepdim=True)).expand_as(h)
-        y = self.concat(torch.cat([h, mean], dim=-1))  # [B, L, G, C]
-        y = y.permute(0, 2, 3, 1).reshape(batch * groups, channels, length)
+        first, second, third = (self.transform[0], self.average[0],
+                                self.concat[0])
+        hidden = first.out_features
+        h = self.transform[1](_pointwise(
+            x.reshape(batch * groups, channels, length), first.weight,
+            first.bias))  # [B*G, H, L]
+        mean = h.view(batch, groups, hidden, length).mean(1)  # [B, H, L]
+        mean = self.average[1](_pointwise(mean, second.weight,
+                                          second.bias))
+        y = _pointwise(h, third.weight[:, :hidden]).view_as(x) + _pointwise(
+            mean, third.weight[:, hidden:], third.bias).unsqueeze(1)
+        y = self.concat[1](y).view(batch * groups, channels, length)
         return x + self.norm(y).view_as(x)
+
+
+def _pointwise(x, weight, bias=None):
+    """A linear layer's ``weight`` ``[out, in]`` applied to ``[N, in, L]``
+    as a 1x1 convolution."""
+    return nn.functional.conv1d(x, weight.unsqueeze(-1), bias)
 
 
 class GroupCommBlock(nn.Module):

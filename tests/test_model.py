@@ -79,6 +79,24 @@ def test_with_depth():
     )
 
 
+@pytest.mark.parametrize("kernel, hop", [(41, None), (21, 15)])
+def test_decoder_computed_as_its_transposed_convolution(kernel, hop):
+    """The model decodes with a matmul and an overlap-add (faster); the
+    result must be its ``decoder`` module's output, cropped as before."""
+    torch.manual_seed(0)
+    model = SudoRmRf(**{**TINY_MODEL, "enc_kernel_size": kernel,
+                        "enc_hop": hop})
+    x = torch.randn(2, 1603)
+    pad = (-x.shape[-1]) % model.pad_multiple
+    with torch.no_grad():
+        basis = model.encoder(torch.nn.functional.pad(x, (0, pad))[:, None])
+        features = model.blocks(model.bottleneck(model.norm(basis)))
+        masks = model.mask(features).view(2, 2, model.enc_num_basis, -1)
+        masked = (masks * basis.unsqueeze(1)).flatten(1, 2)
+        expected = model.decoder(masked)[..., :x.shape[-1]]
+        assert torch.allclose(model(x), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_tac_is_transform_average_concatenate(causal):
     """TAC (Luo et al., 2020), written out as defined: transform each

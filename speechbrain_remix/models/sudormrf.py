@@ -31,6 +31,7 @@ from speechbrain_remix.streaming import (
     ChannelNorm,
     OverlapAddSynthesis,
     is_streaming,
+    transposed_conv1d,
 )
 
 
@@ -361,5 +362,10 @@ class SudoRmRf(nn.Module):
         masks = self.mask(features).view(
             basis.shape[0], self.num_sources, self.enc_num_basis, -1
         )
-        masked = (masks * basis.unsqueeze(1)).flatten(1, 2)
-        return self.decoder(masked)
+        masked = (masks * basis.unsqueeze(1)).flatten(1, 2)  # [B, MN, F]
+        if self.causal:
+            return self.decoder(masked)
+        # self.decoder(masked), computed faster (see transposed_conv1d)
+        out = transposed_conv1d(masked, self.decoder.weight, self.hop)
+        start = self.decoder.padding[0]  # where ConvTranspose1d crops
+        return out[..., start:start + masked.shape[-1] * self.hop]

@@ -3,8 +3,10 @@
 
 A causal model (``causal = True``, which streams) cannot know the mean
 and std of a recording it has not heard yet, so it gets the mixture as
-it is: its per-frame norms after a bias-free encoder make it
-scale-equivariant, so the std would not change its output anyway."""
+it is (a DC offset included).  The causal models here are
+scale-equivariant by construction (Sudo rm -rf: per-frame norms after a
+bias-free encoder; GRU masker: magnitudes over their frame RMS), so the
+std would not change their output anyway."""
 
 import torch  # noqa: F401 (doctests)
 

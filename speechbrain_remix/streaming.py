@@ -414,7 +414,9 @@ class StreamingSeparator:
             if not hasattr(model, key):
                 raise ValueError(
                     f"{type(model).__name__} cannot stream (no {key}): "
-                    "build it with causal=True")
+                    "only a causal model does (SudoRmRf or GRUMasker "
+                    "built with causal=True and trained so, e.g. by "
+                    "hparams/remixit_causal_demo.yaml)")
         self.model = model
         self.block = block or model.stream_block
         if self.block % model.stream_block:
@@ -436,11 +438,13 @@ class StreamingSeparator:
         self._mix = None  # input whose estimates are not out yet
         self._skip = self.delay  # leading outputs from before the start
         self._seen = self._emitted = 0
+        self._empty = torch.zeros(1, self.sources, 0)  # shaped by pushes
 
     @torch.no_grad()
     def push(self, chunk):
         """``[B, n]`` new samples -> ``[B, M, m]`` final estimates (``m``
         may be 0 while a block fills)."""
+        self._empty = chunk.new_zeros(chunk.shape[0], self.sources, 0)
         self._pending = chunk if self._pending is None else torch.cat(
             [self._pending, chunk], -1)
         self._seen += chunk.shape[-1]
@@ -458,9 +462,9 @@ class StreamingSeparator:
             x, self._pending = self._pending, self._pending[..., :0]
             pad = self.block - x.shape[-1] % self.block  # 1 .. block
             parts.append(self._run(nn.functional.pad(x, (0, pad))))
+        empty = self._empty
         self.reset()
-        return torch.cat(parts, -1) if parts else torch.zeros(
-            1, self.sources, 0)
+        return torch.cat(parts, -1) if parts else empty
 
     def _run(self, x):
         self._mix = x if self._mix is None else torch.cat([self._mix, x], -1)

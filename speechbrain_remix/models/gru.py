@@ -34,9 +34,11 @@ class GRUMasker(nn.Module):
     student or teacher.
 
     With ``causal=True`` frame ``j`` ends with the last sample of hop
-    ``j`` instead of being centred on it, and the synthesis is a plain
-    overlap-add: the model streams with ``stream_block = hop`` and
-    ``stream_delay = n_fft - hop``, an algorithmic latency of ``n_fft``
+    ``j`` instead of being centred on it, each frame's magnitudes are
+    divided by their RMS (the model is then scale-equivariant, as a
+    stream of unknown level needs), and the synthesis is an overlap-add:
+    the model streams with ``stream_block = hop`` and ``stream_delay =
+    n_fft - hop``, an algorithmic latency of ``n_fft``
     samples (64 ms for the paper's STFT at 16 kHz; 20 ms with ``n_fft =
     320, hop = 160``).
 
@@ -96,7 +98,14 @@ class GRUMasker(nn.Module):
             pad = (-length - self.stream_delay) % self.hop
             x = nn.functional.pad(mixture, (0, pad + self.stream_delay))
         spec = torch.fft.rfft(self.frames(x))  # [B, J, F]
-        mask = torch.sigmoid(self.mask(self.gru(spec.abs())))
+        # a stream's level is not known ahead (so no normalization by the
+        # recording's std): each frame's magnitudes are divided by their
+        # RMS, which makes the masks level-independent and the model
+        # scale-equivariant
+        magnitude = spec.abs()
+        magnitude = magnitude / (magnitude.pow(2).mean(-1, keepdim=True)
+                                 .sqrt() + 1e-8)
+        mask = torch.sigmoid(self.mask(self.gru(magnitude)))
         speech = self.synthesis(torch.fft.irfft(mask * spec, self.n_fft))
         speech = speech[..., :length]
         return torch.stack([speech, self.delay(mixture) - speech], 1)

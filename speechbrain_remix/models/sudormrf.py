@@ -368,4 +368,7 @@ class SudoRmRf(nn.Module):
         # self.decoder(masked), computed faster (see transposed_conv1d)
         out = transposed_conv1d(masked, self.decoder.weight, self.hop)
         start = self.decoder.padding[0]  # where ConvTranspose1d crops
-        return out[..., start:start + masked.shape[-1] * self.hop]
+        end = start + masked.shape[-1] * self.hop
+        if end > out.shape[-1]:  # output_padding past the last frame: zeros
+            out = nn.functional.pad(out, (0, end - out.shape[-1]))
+        return out[..., start:end]

@@ -72,6 +72,21 @@ CONFIGS = {
 
 # ----------------------------------------------------------------------
 # context printed beside every table
+def enhancer_and_mixture(args, threads):
+    """The model, the enhancer's inference path around it and a mixture
+    of ``args.seconds``, with ``threads`` torch threads."""
+    import torch
+
+    from speechbrain_remix.onnx_export import SpeechEnhancer
+
+    torch.set_num_threads(threads)
+    model = build_model(args)
+    mixture = 0.1 * torch.randn(
+        1, int(args.seconds * RATE),
+        generator=torch.Generator().manual_seed(1))
+    return model, SpeechEnhancer(model).eval(), mixture
+
+
 def build_model(args):
     """The model (``SudoRmRf`` of ``--config``, or ``--model``'s) in
     eval mode."""
@@ -119,15 +134,10 @@ def rtf_worker(args):
     JSON object."""
     import torch
 
-    from speechbrain_remix.onnx_export import SpeechEnhancer, export_onnx
+    from speechbrain_remix.onnx_export import export_onnx
 
     threads = args.threads[0]
-    torch.set_num_threads(threads)
-    model = build_model(args)
-    enhancer = SpeechEnhancer(model).eval()
-    mixture = 0.1 * torch.randn(
-        1, int(args.seconds * RATE),
-        generator=torch.Generator().manual_seed(1))
+    model, enhancer, mixture = enhancer_and_mixture(args, threads)
     fns, setup, notes, failed = {}, {}, {}, {}
 
     def no_grad(x):
@@ -342,15 +352,8 @@ def profile_table(args):
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from speechbrain_remix.onnx_export import SpeechEnhancer
-
     threads = max(args.threads)
-    torch.set_num_threads(threads)
-    model = build_model(args)
-    enhancer = SpeechEnhancer(model).eval()
-    mixture = 0.1 * torch.randn(
-        1, int(args.seconds * RATE),
-        generator=torch.Generator().manual_seed(1))
+    model, enhancer, mixture = enhancer_and_mixture(args, threads)
     spent = collections.defaultdict(float)
 
     def pre(module, _):

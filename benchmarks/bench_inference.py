@@ -31,8 +31,9 @@ Random weights (speed and memory do not depend on them) unless
 ``--model`` names an exported or run folder.  Timings on these CPUs swing
 with glibc's malloc (run the RTF and profile parts with
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184``); peak memory
-of long files is only bounded with glibc's defaults (``enhance_file``
-fixes the mmap threshold, which ``MALLOC_MMAP_MAX_=0`` voids).  The
+of long files is measured with glibc's defaults (``enhance_file``
+returns free heap pages after each window; the tuned setting keeps
+freed memory mapped).  The
 figures in ``benchmarks/README.md``::
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 \\

@@ -50,28 +50,55 @@ TRAIN_LANGS = ["cs", "da", "de", "es", "hu", "lt", "pt_BR"]
 TEST_LANGS = ["fr", "it", "nl", "ru", "en_GB"]
 
 
-def fetch_packages(workdir):
-    """Download and unpack the Debian packages; returns {package: root}."""
+def fetch_packages(workdir, packages=PACKAGES):
+    """Download and unpack the Debian packages; returns {package: root}.
+
+    A package already unpacked in ``workdir`` is reused."""
     roots = {}
-    for pkg in PACKAGES:
+    for pkg in packages:
+        root = os.path.join(workdir, pkg)
+        if os.path.isdir(root):
+            roots[pkg] = root
+            continue
         subprocess.run(
             ["apt-get", "download", pkg], cwd=workdir, check=True
         )
         deb = glob.glob(os.path.join(workdir, f"{pkg}_*.deb"))[0]
-        root = os.path.join(workdir, pkg)
-        subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
+        # unpack beside, then rename: an interrupted unpack is not reused
+        subprocess.run(["dpkg-deb", "-x", deb, root + ".part"], check=True)
+        os.rename(root + ".part", root)
         roots[pkg] = root
     return roots
 
 
 def load_mono_16k(path):
-    """Reads any file libsndfile knows, downmixes and resamples to 16 kHz."""
-    wav, sr = sf.read(path, dtype="float64", always_2d=True)
-    wav = wav.mean(axis=1)
+    """Reads any file libsndfile knows (or raw G.722, through PyAV),
+    downmixes and resamples to 16 kHz."""
+    if path.endswith(".g722"):
+        wav, sr = _read_g722(path), SAMPLE_RATE
+    else:
+        wav, sr = sf.read(path, dtype="float64", always_2d=True)
+        wav = wav.mean(axis=1)
     if sr != SAMPLE_RATE:
         g = np.gcd(sr, SAMPLE_RATE)
         wav = resample_poly(wav, SAMPLE_RATE // g, sr // g)
     return wav
+
+
+def _read_g722(path):
+    """Decodes a raw G.722 file (16 kHz wide-band telephone prompts)."""
+    try:
+        import av
+    except ImportError as err:
+        raise SystemExit(
+            f"{path}: G.722 needs PyAV; pip install av (or pip install -e "
+            '".[corpus]")'
+        ) from err
+    with av.open(path, format="g722") as container:
+        frames = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+    if not frames:  # a few prompts are empty files: skipped as too short
+        return np.zeros(0)
+    return np.concatenate(frames).astype(np.float64) / 32768.0
 
 
 def trim_silence(wav, frame=320, rel_db=-40.0):
@@ -132,15 +159,21 @@ def write(path, wav):
              subtype="VORBIS")
 
 
-def build_speech(roots, out, rng, per_speaker, min_s, max_s, records):
+def build_speech(roots, out, rng, per_speaker, min_s, max_s, records,
+                 sources=None):
+    """Up to ``per_speaker[split][speaker]`` (or ``[family]``, the name's
+    first ``_`` part) random clips of every speaker of ``sources`` (rows
+    ``(split, speaker, path, package)``; default: the demo's), trimmed,
+    at least ``min_s`` and at most ``max_s`` seconds, at -25 dB RMS."""
     by_speaker = {}
-    for split, spk, path, pkg in speech_sources(roots):
+    for split, spk, path, pkg in sources or speech_sources(roots):
         by_speaker.setdefault((split, spk), []).append((path, pkg))
     for (split, spk), items in sorted(by_speaker.items()):
         order = rng.permutation(len(items))
         kept = 0
         for i in order:
-            if kept >= per_speaker[split].get(spk.split("_")[0], 0):
+            cap = per_speaker[split]
+            if kept >= cap.get(spk, cap.get(spk.split("_")[0], 0)):
                 break
             path, pkg = items[i]
             wav = trim_silence(load_mono_16k(path))
@@ -154,11 +187,13 @@ def build_speech(roots, out, rng, per_speaker, min_s, max_s, records):
             kept += 1
 
 
-def build_noise(roots, out, rng, seg_s, n_segments, records):
+def build_noise(roots, out, rng, seg_s, n_segments, records, sources=None):
     """Noise segments of ``seg_s`` seconds, concatenating random clips of one
-    domain (test segments only use held-out source files)."""
+    domain (test segments only use held-out source files, a quarter of the
+    domain's files); ``sources``: rows ``(domain, path, package)``, default
+    the demo's."""
     by_domain = {}
-    for domain, path, pkg in noise_sources(roots):
+    for domain, path, pkg in sources or noise_sources(roots):
         by_domain.setdefault(domain, []).append((path, pkg))
     seg = int(seg_s * SAMPLE_RATE)
     for domain, items in sorted(by_domain.items()):
@@ -215,18 +250,24 @@ def main():
     build_speech(roots, args.out, rng, per_speaker, 1.5, 4.0, records)
     build_noise(roots, args.out, rng, 4.0, {"train": 60, "test": 20}, records)
 
-    with open(os.path.join(args.out, "sources.csv"), "w", newline="") as f:
+    write_sources(args.out, records, roots, PACKAGES)
+    print(f"wrote {len(records)} files to {args.out}")
+
+
+def write_sources(out, records, roots, licenses):
+    """``sources.csv`` (every file: speaker or noise domain, package,
+    license, original path(s)) and the packages' copyright files."""
+    with open(os.path.join(out, "sources.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "speaker_or_domain", "package", "license",
                     "origin"])
         for rel, who, pkg, origin in records:
-            w.writerow([rel, who, pkg, PACKAGES[pkg], origin])
-    lic = os.path.join(args.out, "licenses")
+            w.writerow([rel, who, pkg, licenses[pkg], origin])
+    lic = os.path.join(out, "licenses")
     os.makedirs(lic, exist_ok=True)
     for pkg, root in roots.items():
         shutil.copy(os.path.join(root, "usr/share/doc", pkg, "copyright"),
                     os.path.join(lic, pkg))
-    print(f"wrote {len(records)} files to {args.out}")
 
 
 if __name__ == "__main__":

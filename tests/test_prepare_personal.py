@@ -259,6 +259,21 @@ def test_demo(demo_data, tmp_path):
         assert -5 <= listed <= 5
 
 
+def test_demo_other_speaker_and_unknown_speaker(tmp_path):
+    from speechbrain_remix.prepare.personal import prepare_personal_demo
+
+    out = str(tmp_path / "librivox")
+    prepare_personal_demo(DEMO, out, speaker="librivox", n_test_utterances=1)
+    parts = {n: rows(f"{out}/speaker_librivox_{n}.csv")
+             for n in ("train", "valid", "test")}
+    assert len(parts["test"]) == 1 and parts["train"]
+    assert all(r["ID"].startswith("librivox_") and r["speaker"] == "librivox"
+               for p in parts.values() for r in p)
+    with pytest.raises(DataError, match="choose one of .*'fillets_v'"):
+        prepare_personal_demo(DEMO, str(tmp_path / "x"), speaker="nobody")
+    assert not os.path.isfile(tmp_path / "x" / "speakers.csv")
+
+
 def test_folders_noise_alone_gives_noise_csv(tmp_path):
     # a user's own speaker: noisy recordings, and noise for PSE training
     for i in range(4):

@@ -433,9 +433,11 @@ def prepare_personal_demo(
     premix_snr_range=(0.0, 15.0),
     test_snr_range=(-5.0, 5.0),
     seed=1234,
+    speaker=DEMO_SPEAKER,
     skip_prep=False,
 ):
-    """The same manifests from the shipped demo corpus (``data/demo``).
+    """The same manifests from the shipped demo corpus (``data/demo``), or
+    from a corpus in its layout (``tools/build_offline_corpus.py``).
 
     * G: domain A's half of ``speech/train``, exactly as
       :func:`~speechbrain_remix.prepare.demo.prepare_demo` splits it for
@@ -468,6 +470,10 @@ def prepare_personal_demo(
         Uniform SNR ranges in dB.
     seed : int
         Seed of every draw (and of the domain split).
+    speaker : str
+        The test speaker: the prefix of its ``speech/test`` file names
+        (``fillets_v`` on the demo corpus, which has no other with enough
+        clips; e.g. ``asterisk_fr`` on the replication corpus).
     skip_prep : bool
         Do nothing.
 
@@ -489,6 +495,8 @@ def prepare_personal_demo(
                    valid_fraction=valid_fraction,
                    premix_snr_range=list(premix_snr_range),
                    test_snr_range=list(test_snr_range), seed=seed)
+    if speaker != DEMO_SPEAKER:  # the demo's manifests stay valid as they are
+        options["speaker"] = speaker
     prep = Preparation(data_folder, options)
     if prep.done():
         return
@@ -496,7 +504,12 @@ def prepare_personal_demo(
     speaker_of = _demo_speakers(source)
     train = demo_files(source, "speech/train")
     test = [p for p in demo_files(source, "speech/test")
-            if speaker_of.get(os.path.basename(p)) == DEMO_SPEAKER]
+            if speaker_of.get(os.path.basename(p)) == speaker]
+    if not test:
+        raise DataError(
+            f"{source_folder}: no speech/test files of speaker {speaker!r}; "
+            f"choose one of {sorted(set(speaker_of.values()))}"
+        )
     noise = {sub: os.path.join(source, "noise", sub) for sub in
              ("env/train", "music/train", "music/test")}
     prep.start()
@@ -509,7 +522,7 @@ def prepare_personal_demo(
         os.path.basename(p), "unknown")) for p in general]
     write_personal(
         prep, general,
-        {DEMO_SPEAKER: [_describe(p, sample_rate) for p in test]},
+        {speaker: [_describe(p, sample_rate) for p in test]},
         list_audio(noise["music/train"], sample_rate),
         list_audio(noise["music/test"], sample_rate),
         list_audio(noise["env/train"], sample_rate), rng,

@@ -222,8 +222,8 @@ def test_replication_miniature(tmp_path):
     assert "objective: remixit" in hparams("remixit_scratch")
     assert os.path.join(out, "mixit_s1", "save") in hparams(
         "remixit_from_mixit")
-    assert os.path.isfile(os.path.join(out, "curves.png"))
-    with open(os.path.join(out, "verdicts.md")) as f:
+    assert os.path.isfile(os.path.join(out, "curves_s1.png"))
+    with open(os.path.join(out, "verdicts_s1.md")) as f:
         assert len(f.read().strip().split("\n")) == 2 + len(run.CLAIMS)
     before = open(os.path.join(out, "results.csv")).read()
     run.main(argv)  # every run finished: nothing is trained again

@@ -18,20 +18,24 @@ whose ``summary.csv`` exists is not repeated; an interrupted run resumes
 from its last checkpoint; so the same command continues an interrupted
 replication, and more ``--seeds`` add to the table.
 
-Written to ``--out``: ``results.csv`` (every system of every run and seed),
-``table.md`` (mean ± standard deviation over seeds), ``verdicts.md``
-(each claim: the paired differences and the verdict), ``curves.png``
-(validation loss per epoch of every job and seed) and, with
-``--compare`` of another results folder, whether this table reproduces
-that one within its spread.
+Written to ``--out``, named for the seeds (``s1_2`` for ``--seeds 1 2``):
+``results.csv`` (every system of every run and seed), ``table_s1_2.md``
+(mean ± standard deviation over seeds), ``verdicts_s1_2.md`` (each
+claim: the paired differences and the verdicts), ``curves_s1_2.png``
+(validation loss per epoch of every job and seed) and, with ``--compare``
+(another results folder, or the same one with ``--compare_seeds``),
+``reproduction_s3_4_vs_s1_2.md``: whether this table reproduces that one
+within its spread.
 
-Verdict rule (on SI-SDRi, paired by seed): with ``d`` the per-seed
+Verdict rule (per metric, paired by seed): with ``d`` the per-seed
 differences (claimed better minus claimed worse) and
 ``noise = max(MIN_EFFECT, 2 * std(d) / sqrt(n))``: **held** when every
 ``d > 0`` and ``mean(d) > noise``; **did not hold** when every ``d < 0``
 and ``mean(d) < -noise``; **within noise** otherwise.  ``MIN_EFFECT``
-(0.1 dB) is above the float run-to-run spread of one configuration
-(0.04-0.07 dB measured on the demo).
+(0.1 dB SI-SDRi, 0.02 PESQ) is above the float run-to-run spread of one
+configuration (0.04-0.07 dB and 0.01 measured on the demo).  Each claim is
+judged on its paper's metric (SI-SDR(i), PESQ for the latent SSE of Wang
+et al.); the other metric's verdict is shown beside it.
 """
 
 import argparse
@@ -47,21 +51,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 METRICS = ("si_sdri", "pesq", "stoi", "dnsmos_ovrl")
-MIN_EFFECT = 0.1
+MIN_EFFECT = {"si_sdri": 0.1, "pesq": 0.02}
 
 # Sizes: "full" fits about 40 minutes per pair of seeds on 2 cores; "mini"
-# checks the pipeline in CI (a minute or two), not the verdicts.
+# checks the pipeline in CI (a minute or two), not the verdicts.  Both
+# evaluate without DNSMOS unless --dnsmos is given.
 SCALES = {
     "full": dict(
         n_train=120, n_valid=16, n_test=60,
         epochs=dict(supervised=12, mixit=12, remixit=10, scratch=12,
-                    latent=12, predictor=30, personal=20),
-        eval_metrics="enhancement_dnsmos", model={}),
+                    latent=12, predictor=30, personal=20,
+                    supervised_long=24, remixit_long=20),
+        model={}),
     "mini": dict(
         n_train=8, n_valid=4, n_test=3,
         epochs=dict(supervised=1, mixit=1, remixit=2, scratch=1, latent=1,
-                    predictor=1, personal=1),
-        eval_metrics="enhancement",
+                    predictor=1, personal=1, supervised_long=2,
+                    remixit_long=3),
         model=dict(num_blocks=1, enc_num_basis=32, out_channels=16,
                    in_channels=32, upsampling_depth=2, groups=4)),
 }
@@ -117,8 +123,8 @@ JOBS = [
                "snr_predictor_source": "snr_predictor"}),
 ]
 
-# (claim, what is claimed, better system, worse system); a system is
-# "<job>:<row of its summary.csv>"
+# (claim, what is claimed, better system, worse system[, the paper's
+# metric, default SI-SDRi]); a system is "<job>:<row of its summary.csv>"
 CLAIMS = [
     ("1a", "RemixIT student beats its supervised out-of-domain teacher "
      "(Table I, semi-supervised)", "remixit_ema:student", "supervised:model"),
@@ -137,11 +143,38 @@ CLAIMS = [
     ("5", "in-domain noise remixing helps: p_n = 1 beats p_n = 0 (Eq. 17, "
      "Fig. 6)", "remixit_pn1:student", "remixit_ema:student"),
     ("6a", "latent-space SSE beats spectral subtraction (Wang et al., "
-     "Table 1)", "mae:sse", "mae:spectral_subtraction"),
+     "Table 1)", "mae:sse", "mae:spectral_subtraction", "pesq"),
     ("6b", "PSE+DP beats PSE (Sivaraman et al., Fig. 3)", "pse_dp:model",
      "pse:model"),
     ("6c", "confidence-weighted RemixIT beats plain RemixIT (beyond the "
      "papers)", "remixit_weighted:student", "remixit_ema:student"),
+]
+
+
+# Why a claim does not hold (``--study``): the RemixIT student from its
+# supervised teacher (claim 1a) with one setting changed at a time; each
+# is judged against its own run's teacher and against remixit_ema.
+STUDY_JOBS = [
+    Job("supervised_long", "supervised_demo", "supervised_long"),
+    Job("remixit_long_teacher", "remixit_demo", "remixit",
+        needs={"teacher_source": "supervised_long"}),
+    Job("remixit_lr1e-4", "remixit_demo", "remixit",
+        needs={"teacher_source": "supervised"}, lr=1e-4),
+    Job("remixit_gamma0.05", "remixit_demo", "remixit",
+        needs={"teacher_source": "supervised"},
+        teacher_update="!new:speechbrain_remix.teacher.EMATeacher "
+        "{gamma: 0.05, every: epoch}"),
+    Job("remixit_batch16", "remixit_demo", "remixit",
+        needs={"teacher_source": "supervised"}, batch_size=16),
+    Job("remixit_epochs20", "remixit_demo", "remixit_long",
+        needs={"teacher_source": "supervised"}),
+]
+STUDY_CLAIMS = [
+    (f"S{k}{x}", f"{job.name}: student beats " + (
+        "its teacher" if x == "a" else "remixit_ema's student"),
+     f"{job.name}:student",
+     f"{job.name}:teacher" if x == "a" else "remixit_ema:student")
+    for k, job in enumerate(STUDY_JOBS[1:], 1) for x in "ab"
 ]
 
 
@@ -179,21 +212,21 @@ def command(job, seed, args, scale):
             "!new:speechbrain_remix.teacher.SequentialTeacher "
             f"[{half}, [{blocks}]]")
     if "eval_metrics" not in overrides:
-        overrides["eval_metrics"] = (sc["eval_metrics"] if job.dnsmos
-                                     else "enhancement")
+        overrides["eval_metrics"] = ("enhancement_dnsmos" if job.dnsmos and
+                                     args.dnsmos else "enhancement")
     if job.model:
         overrides.update(sc["model"])
     cmd += [f"--{k}={v}" for k, v in overrides.items()]
     return cmd
 
 
-def run_jobs(args, scale):
+def run_jobs(args, scale, jobs=JOBS):
     """Runs every (job, seed) not finished, ``args.workers`` at a time,
     each when the jobs it needs have finished."""
-    todo = [(job, seed) for seed in args.seeds for job in JOBS
+    todo = [(job, seed) for seed in args.seeds for job in jobs
             if not finished(args.out, job.name, seed)]
     # the jobs others wait for first (every seed's teacher, then theirs)
-    todo.sort(key=lambda js: (depth(js[0]), js[1]))
+    todo.sort(key=lambda js: (depth(js[0], jobs), js[1]))
     running, failed = {}, []
     logs = os.path.join(args.out, "logs")
     os.makedirs(logs, exist_ok=True)
@@ -238,11 +271,27 @@ def run_jobs(args, scale):
         raise SystemExit(f"failed: {', '.join(failed)}; see {logs}/")
 
 
-def depth(job):
+def depth(job, jobs):
     """0 for a job that needs none, else one more than its deepest need."""
-    by_name = {j.name: j for j in JOBS}
-    return max((1 + depth(by_name[n]) for n in job.needs.values()),
+    by_name = {j.name: j for j in jobs}
+    return max((1 + depth(by_name[n], jobs) for n in job.needs.values()),
                default=0)
+
+
+def with_needs(names, jobs):
+    """The jobs named and those they need, in ``jobs``' order."""
+    by_name = {j.name: j for j in jobs}
+    unknown = set(names) - set(by_name)
+    if unknown:
+        raise SystemExit(f"--only: no job {sorted(unknown)}; jobs: "
+                         f"{', '.join(by_name)}")
+    keep, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name not in keep:
+            keep.add(name)
+            stack += list(by_name[name].needs.values())
+    return [j for j in jobs if j.name in keep]
 
 
 def finished(out, job, seed):
@@ -250,10 +299,10 @@ def finished(out, job, seed):
                                        "summary.csv"))
 
 
-def collect(out, seeds):
+def collect(out, seeds, jobs=JOBS + STUDY_JOBS):
     """``{system: {seed: {metric: value}}}`` from every run's summary."""
     results = {}
-    for job in JOBS:
+    for job in jobs:
         for seed in seeds:
             path = os.path.join(job_folder(out, job.name, seed),
                                 "summary.csv")
@@ -267,7 +316,7 @@ def collect(out, seeds):
     return results
 
 
-def verdict(diffs, min_effect=MIN_EFFECT):
+def verdict(diffs, min_effect=MIN_EFFECT["si_sdri"]):
     """``(mean, noise, verdict)`` of per-seed differences (see the module
     docstring).
 
@@ -289,6 +338,18 @@ def verdict(diffs, min_effect=MIN_EFFECT):
     return mean, noise, "within noise"
 
 
+def paired(results, better, worse, seeds, metric):
+    """Per-seed differences ``better - worse`` of ``metric`` (the seeds
+    both have)."""
+    a, b = results.get(better, {}), results.get(worse, {})
+    return [a[s][metric] - b[s][metric] for s in seeds if s in a and s in b]
+
+
+def tag(seeds):
+    """``s1_2`` for seeds 1 and 2: the name of their tables."""
+    return "s" + "_".join(map(str, seeds))
+
+
 def _cell(values):
     if not values:
         return ""
@@ -297,7 +358,7 @@ def _cell(values):
     return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
 
 
-def write_tables(out, seeds):
+def write_tables(out, seeds, claims=CLAIMS):
     """``results.csv``, ``table.md`` and ``verdicts.md``; returns the
     verdict rows."""
     results = collect(out, seeds)
@@ -319,36 +380,43 @@ def write_tables(out, seeds):
         lines.append(f"| {system} | " + " | ".join(cells)
                      + f" | {len(by_seed)} |")
     table = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "table.md"), "w") as f:
+    with open(os.path.join(out, f"table_{tag(seeds)}.md"), "w") as f:
         f.write(table)
     rows = []
     vlines = ["| claim | better | worse | SI-SDRi difference per seed (dB) "
-              "| mean | noise | PESQ difference | verdict |",
-              "|---|---|---|---|---|---|---|---|"]
-    for claim, text, better, worse in CLAIMS:
-        a, b = results.get(better, {}), results.get(worse, {})
-        common = [s for s in seeds if s in a and s in b]
-        if not common:
+              "| mean ± noise | SI-SDRi verdict | PESQ difference, mean "
+              "± noise | PESQ verdict |", "|---" * 8 + "|"]
+    for claim, text, better, worse, *metric in claims:
+        metric = metric[0] if metric else "si_sdri"
+        if not paired(results, better, worse, seeds, "si_sdri"):
             continue
-        d = [a[s]["si_sdri"] - b[s]["si_sdri"] for s in common]
-        dp = [a[s]["pesq"] - b[s]["pesq"] for s in common]
-        mean, noise, v = verdict(d)
+        cells, judged = [], {}
+        for m in ("si_sdri", "pesq"):
+            d = paired(results, better, worse, seeds, m)
+            mean, noise, v = verdict(d, MIN_EFFECT[m])
+            judged[m] = (d, mean, noise, v)
+            digits = 2 if m == "si_sdri" else 3
+            cells.append(f"{mean:+.{digits}f} ± {noise:.{digits}f}")
+            cells.append(f"**{v}**" if m == metric else v)
+        d, mean, noise, v = judged[metric]
         rows.append((claim, text, better, worse, d, mean, noise, v))
-        vlines.append(
-            f"| {claim}: {text} | {better} | {worse} | "
-            + ", ".join(f"{x:+.2f}" for x in d)
-            + f" | {mean:+.2f} | {noise:.2f} | {np.mean(dp):+.3f} | **{v}** |")
-    with open(os.path.join(out, "verdicts.md"), "w") as f:
+        per_seed = ", ".join(f"{x:+.2f}" for x in judged["si_sdri"][0])
+        vlines.append(f"| {claim}: {text} | {better} | {worse} | {per_seed} "
+                      f"| " + " | ".join(cells) + " |")
+    with open(os.path.join(out, f"verdicts_{tag(seeds)}.md"), "w") as f:
         f.write("\n".join(vlines) + "\n")
     print(table)
     print("\n".join(vlines))
     return rows
 
 
-def reproduces(out, other, seeds, other_seeds=None):
-    """Whether this table's means lie within the other table's spread:
-    per system, ``|mean - other mean| <= 2 * pooled std`` (SI-SDRi)."""
-    mine, theirs = collect(out, seeds), collect(other, other_seeds or seeds)
+def reproduces(out, other, seeds, other_seeds=None, claims=CLAIMS):
+    """Whether this table lies within the other table's spread: per system
+    (SI-SDRi) and per claim (the paired difference on its metric),
+    ``|mean - other mean| <= max(MIN_EFFECT, 2 * pooled std)``; the
+    verdicts of both are listed too."""
+    other_seeds = other_seeds or seeds
+    mine, theirs = collect(out, seeds), collect(other, other_seeds)
     lines = ["| system | SI-SDRi here | there | within 2 std |",
              "|---|---|---|---|"]
     ok = True
@@ -360,27 +428,46 @@ def reproduces(out, other, seeds, other_seeds=None):
             continue
         pooled = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2) \
             if min(len(a), len(b)) > 1 else 0.0
-        inside = abs(np.mean(a) - np.mean(b)) <= max(2 * pooled, MIN_EFFECT)
+        inside = abs(np.mean(a) - np.mean(b)) <= max(
+            2 * pooled, MIN_EFFECT["si_sdri"])
         ok &= bool(inside)
         lines.append(f"| {system} | {_cell(a)} | {_cell(b)} | "
                      f"{'yes' if inside else 'NO'} |")
+    lines += ["", "| claim | difference here | there | within 2 std | "
+              "verdict here | there |", "|---" * 6 + "|"]
+    for claim, _, better, worse, *metric in claims:
+        m = metric[0] if metric else "si_sdri"
+        a, b = (paired(r, better, worse, s, m) for r, s in
+                ((mine, seeds), (theirs, other_seeds)))
+        if not a or not b:
+            continue
+        pooled = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2) \
+            if min(len(a), len(b)) > 1 else 0.0
+        inside = abs(np.mean(a) - np.mean(b)) <= max(2 * pooled,
+                                                      MIN_EFFECT[m])
+        ok &= bool(inside)
+        lines.append(f"| {claim} ({m}) | {_cell(a)} | {_cell(b)} | "
+                     f"{'yes' if inside else 'NO'} | "
+                     f"{verdict(a, MIN_EFFECT[m])[2]} | "
+                     f"{verdict(b, MIN_EFFECT[m])[2]} |")
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "reproduction.md"), "w") as f:
+    name = f"reproduction_{tag(seeds)}_vs_{tag(other_seeds or seeds)}.md"
+    with open(os.path.join(out, name), "w") as f:
         f.write(text)
     print(text)
     return ok
 
 
-def plot_curves(out, seeds):
+def plot_curves(out, seeds, jobs=JOBS):
     """Validation loss per epoch of every job (one line per seed)."""
     from speechbrain_remix.plots import _pyplot, read_train_log
 
     plt = _pyplot()
     cols = 4
-    rows = (len(JOBS) + cols - 1) // cols
+    rows = (len(jobs) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows),
                              squeeze=False)
-    for ax, job in zip(axes.flat, JOBS):
+    for ax, job in zip(axes.flat, jobs):
         for seed in seeds:
             log = os.path.join(job_folder(out, job.name, seed),
                                "train_log.txt")
@@ -391,12 +478,12 @@ def plot_curves(out, seeds):
                             curves["valid loss"], label=f"seed {seed}")
         ax.set_title(job.name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
-    for ax in axes.flat[len(JOBS):]:
+    for ax in axes.flat[len(jobs):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("validation loss (each recipe's own loss)")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=80)
+    fig.savefig(os.path.join(out, f"curves_{tag(seeds)}.png"), dpi=80)
     plt.close(fig)
 
 
@@ -425,6 +512,16 @@ def main(argv=None):
                         help="the personalized runs' test speaker "
                         "(fillets_v on the demo corpus)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dnsmos", action="store_true",
+                        help="also DNSMOS P.835 of every enhancement system "
+                        "(about 1.2 s per file and system on one thread: "
+                        "more than the training at the full scale)")
+    parser.add_argument("--study", action="store_true",
+                        help="also the settings study of claim 1a "
+                        "(STUDY_JOBS: teacher epochs, lr, EMA weight, "
+                        "batch, student epochs)")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="run only these jobs (and those they need)")
     parser.add_argument("--compare", default=None,
                         help="another results folder: does this table "
                         "reproduce its table?")
@@ -433,12 +530,18 @@ def main(argv=None):
     args.out = os.path.abspath(args.out)
     ensure_corpus(args.corpus)
     t0 = time.time()
-    run_jobs(args, args.scale)
+    jobs, claims = JOBS, CLAIMS
+    if args.study:
+        jobs, claims = JOBS + STUDY_JOBS, CLAIMS + STUDY_CLAIMS
+    if args.only:
+        jobs = with_needs(args.only, jobs)
+    run_jobs(args, args.scale, jobs)
     print(f"runs: {time.time() - t0:.0f} s", flush=True)
-    rows = write_tables(args.out, args.seeds)
-    plot_curves(args.out, args.seeds)
+    rows = write_tables(args.out, args.seeds, claims)
+    plot_curves(args.out, args.seeds, jobs)
     if args.compare:
-        reproduces(args.out, args.compare, args.seeds, args.compare_seeds)
+        reproduces(args.out, os.path.abspath(args.compare), args.seeds,
+                   args.compare_seeds, claims)
     return rows
 
 

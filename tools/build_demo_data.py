@@ -60,9 +60,16 @@ def fetch_packages(workdir, packages=PACKAGES):
         if os.path.isdir(root):
             roots[pkg] = root
             continue
-        subprocess.run(
-            ["apt-get", "download", pkg], cwd=workdir, check=True
-        )
+        try:
+            subprocess.run(["apt-get", "download", pkg], cwd=workdir,
+                           check=True)
+        except (OSError, subprocess.CalledProcessError) as err:
+            raise SystemExit(
+                f"apt-get download {pkg} failed ({err}); on Debian or Ubuntu "
+                "run `apt-get update` once, or unpack the package yourself "
+                f"(dpkg-deb -x {pkg}_*.deb {os.path.join(workdir, pkg)}) "
+                "and pass --debs " + workdir
+            ) from err
         deb = glob.glob(os.path.join(workdir, f"{pkg}_*.deb"))[0]
         # unpack beside, then rename: an interrupted unpack is not reused
         subprocess.run(["dpkg-deb", "-x", deb, root + ".part"], check=True)

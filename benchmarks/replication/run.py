@@ -198,7 +198,7 @@ def command(job, seed, args, scale):
         cmd += [f"--speaker={args.speaker}"]
     else:
         cmd += [f"--n_train={sc['n_train']}", f"--n_valid={sc['n_valid']}",
-                f"--n_test={sc['n_test']}"]
+                f"--n_test={args.n_test or sc['n_test']}"]
     for key, other in job.needs.items():
         if not key.startswith("_"):
             cmd.append(f"--{key}={job_folder(args.out, other, seed)}/save")
@@ -520,6 +520,9 @@ def main(argv=None):
                         help="also the settings study of claim 1a "
                         "(STUDY_JOBS: teacher epochs, lr, EMA weight, "
                         "batch, student epochs)")
+    parser.add_argument("--n_test", type=int, default=None,
+                        help="test mixtures (default: the scale's; the "
+                        "demo corpus has speech for 53)")
     parser.add_argument("--only", nargs="+", default=None,
                         help="run only these jobs (and those they need)")
     parser.add_argument("--compare", default=None,

@@ -53,7 +53,7 @@ sys.path.insert(0, ROOT)
 METRICS = ("si_sdri", "pesq", "stoi", "dnsmos_ovrl")
 MIN_EFFECT = {"si_sdri": 0.1, "pesq": 0.02}
 
-# Sizes: "full" fits about 40 minutes per pair of seeds on 2 cores; "mini"
+# Sizes: "full" takes about an hour per pair of seeds on 2 cores; "mini"
 # checks the pipeline in CI (a minute or two), not the verdicts.  Both
 # evaluate without DNSMOS unless --dnsmos is given.
 SCALES = {

@@ -8,9 +8,10 @@ scale-equivariant by construction (Sudo rm -rf: per-frame norms after a
 bias-free encoder; GRU masker: magnitudes over their frame RMS), so the
 std would not change their output anyway."""
 
-import torch  # noqa: F401 (doctests)
+import torch
 
 from speechbrain_remix.consistency import mixture_consistency
+from speechbrain_remix.losses import si_sdr
 
 
 def normalize(mixture, eps=1e-9):
@@ -68,6 +69,38 @@ def separate(model, mixture, rescale=True):
         return estimates
     n_src = estimates.shape[1]
     return estimates * std.unsqueeze(1) + mean.unsqueeze(1) / n_src
+
+
+def closest_output(estimates, reference):
+    """The output of each mixture closest to its reference (highest
+    SI-SDR): permutation solving for a model whose outputs have no fixed
+    order (trained from scratch, Saijo & Ogawa, 2023; MixIT of mixtures of
+    mixtures), as separation metrics score it.  An oracle choice: it
+    needs the clean speech, so it is for evaluation only.
+
+    Arguments
+    ---------
+    estimates : torch.Tensor
+        ``[B, N, T]`` outputs.
+    reference : torch.Tensor
+        ``[B, T]`` clean speech.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T]``.
+
+    Example
+    -------
+    >>> ref = torch.randn(2, 800)
+    >>> near = ref + 0.1 * torch.randn(2, 800)
+    >>> est = torch.stack([torch.randn(2, 800), near, torch.randn(2, 800)], 1)
+    >>> torch.equal(closest_output(est, ref), near)
+    True
+    """
+    scores = si_sdr(estimates, reference.unsqueeze(1).expand_as(estimates))
+    best = scores.argmax(dim=1)
+    return estimates[torch.arange(len(best)), best]
 
 
 def is_causal(model):

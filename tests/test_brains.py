@@ -156,6 +156,46 @@ def test_mixit_separation_with_sparsity_learns(demo_data, tmp_path):
     assert brain.noise_pool is None
 
 
+@pytest.mark.parametrize("yaml, override, scored", [
+    ("mixit_demo.yaml", {}, 0),  # the speech output of Eq. 3
+    ("mixit_demo.yaml", {"eval_output": "closest"}, 2),
+    ("self_remixing_demo.yaml", {}, 2),  # the Brain's default: closest
+    ("self_remixing_demo.yaml", {"eval_output": "first"}, 0),
+])
+def test_eval_output_scores_the_chosen_output(demo_data, tmp_path,
+                                              monkeypatch, yaml, override,
+                                              scored):
+    """``eval_output``: output 0, or the output nearest the clean speech
+    (here output 2, the clean speech plus a little noise)."""
+    import speechbrain_remix.brains.base as base
+
+    hparams = {"num_sources": 4} if yaml == "mixit_demo.yaml" else {}
+    brain, _ = build(yaml, demo_data, tmp_path, **hparams, **override)
+    test = make_dataset(os.path.join(demo_data, "B_test.csv"), demo_data,
+                        16000, ("mix_wav", "clean_wav"))
+    batch = next(iter(sb.dataio.dataloader.make_dataloader(test,
+                                                           batch_size=1)))
+    clean = batch.clean.data
+    outputs = torch.randn(1, 4, clean.shape[1])
+    outputs[:, 2] = clean + 0.01 * outputs[:, 2]
+    monkeypatch.setattr(base, "separate", lambda model, mix: outputs)
+    brain.eval_systems = brain.systems()
+    brain.eval_system = "model"
+    estimate = brain.compute_forward(batch, sb.Stage.TEST)
+    assert torch.equal(estimate, outputs[:, scored])
+
+
+def test_eval_output_errors_name_the_fix(demo_data, tmp_path):
+    with pytest.raises(ValueError, match="'first'.*'closest'"):
+        build("mixit_demo.yaml", demo_data, tmp_path, eval_output="best")
+    with pytest.raises(ValueError, match="eval_metrics: enhancement"):
+        build("self_remixing_demo.yaml", demo_data, tmp_path,
+              eval_metrics="dnsmos")
+    # the fix it names works
+    build("self_remixing_demo.yaml", demo_data, tmp_path,
+          eval_metrics="dnsmos", eval_output="first")
+
+
 def test_self_remixing_with_the_conformer_masker(demo_data, tmp_path):
     """The paper's model (tiny) trains under the Self-Remixing Brain."""
     from speechbrain_remix.models import ConformerMasker

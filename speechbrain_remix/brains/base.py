@@ -23,7 +23,11 @@ import speechbrain as sb
 import torch
 
 from speechbrain_remix import reporting
-from speechbrain_remix.apply import normalize, separate  # noqa: F401
+from speechbrain_remix.apply import (  # noqa: F401
+    closest_output,
+    normalize,
+    separate,
+)
 from speechbrain_remix.data import DataError, random_crop
 from speechbrain_remix.metrics import eval_metrics, metric_set  # noqa: F401
 from speechbrain_remix.pretrained import load_pretrained  # noqa: F401
@@ -47,7 +51,11 @@ class EnhancementBrain(sb.Brain):
     Hyperparameters it reads: ``sample_rate``, ``crop_seconds``, ``seed``,
     ``lr``, ``lr_decay_every``, ``lr_decay_factor``, ``select_by``
     (``last`` or ``valid_loss``), ``save_enhanced`` (number of enhanced
-    test files to write), ``output_folder``, ``train_logger``.
+    test files to write), ``output_folder``, ``train_logger``,
+    ``eval_output`` (which output of a separation model is scored as the
+    speech: ``first``, the speech output it was trained to fill, or
+    ``closest``, the output closest to the clean reference, for models
+    whose outputs have no fixed order; default :attr:`eval_output`).
     """
 
     #: audio columns the train/valid manifests must have
@@ -56,6 +64,8 @@ class EnhancementBrain(sb.Brain):
     model_key = "model"
     #: whether the trained model enhances (an SNR predictor does not)
     enhances = True
+    #: the ``eval_output`` of a YAML that sets none
+    eval_output = "first"
 
     @classmethod
     def train_columns(cls, hparams):
@@ -77,6 +87,22 @@ class EnhancementBrain(sb.Brain):
             self.checkpointer.add_recoverable("rng", self.rng)
         self.skipped = {"train": 0, "valid": 0}  # non-finite batches
         self._batch_ids = []
+        self.eval_output = getattr(self.hparams, "eval_output",
+                                   type(self).eval_output)
+        if self.eval_output not in ("first", "closest"):
+            raise ValueError(
+                f"eval_output: {self.eval_output!r}; use 'first' (the "
+                "speech output) or 'closest' (the output closest to the "
+                "clean reference, for outputs in no fixed order)")
+        ms = self.metric_set
+        if self.eval_output == "closest" and not ms.separated \
+                and ms.reference != "clean":
+            raise ValueError(
+                "eval_output: closest needs clean speech in the test "
+                "manifest, and eval_metrics: "
+                f"{getattr(self.hparams, 'eval_metrics', None)} scores "
+                "without it: use eval_metrics: enhancement, or "
+                "eval_output: first")
         self.eval_system = None
         self.eval_systems = {}
         self.test_rows = []
@@ -421,6 +447,9 @@ class EnhancementBrain(sb.Brain):
         model = self.modules[self.model_key]
         if self.metric_set.separated:
             return {self.model_key: lambda mix: separate(model, mix)}
+        if self.eval_output == "closest":  # compute_forward picks one
+            return {"mixture": lambda mix: mix,
+                    self.model_key: lambda mix: separate(model, mix)}
         return {
             "mixture": lambda mix: mix,
             self.model_key: lambda mix: separate(model, mix)[:, 0],
@@ -430,7 +459,12 @@ class EnhancementBrain(sb.Brain):
         if stage != sb.Stage.TEST:
             return self.training_forward(batch, stage)
         mix = batch.mix.data.to(self.device)
-        return self.eval_systems[self.eval_system](mix)
+        estimate = self.eval_systems[self.eval_system](mix)
+        if estimate.dim() == 3 and not self.metric_set.separated:
+            # eval_output: closest (permutation solving)
+            estimate = closest_output(estimate,
+                                      batch.clean.data.to(self.device))
+        return estimate
 
     @property
     def metric_set(self):

@@ -25,14 +25,13 @@ import copy
 import speechbrain as sb
 import torch
 
-from speechbrain_remix.apply import normalize, separate
+from speechbrain_remix.apply import normalize
 from speechbrain_remix.brains.teacher_student import TeacherStudentBrain
 from speechbrain_remix.consistency import mixture_consistency
 from speechbrain_remix.losses import (
     permutation_min,
     pit_loss,
     self_remixing_loss,
-    si_sdr,
     zero_reference_snr_loss,
 )
 from speechbrain_remix.metrics import metric_set
@@ -57,9 +56,12 @@ class SelfRemixingBrain(TeacherStudentBrain):
 
     Evaluation: a separation model's outputs have no fixed order, so the
     output closest to the clean reference (highest SI-SDR) is scored, as
-    separation metrics with permutation solving do (with ``eval_metrics:
-    fuss``, the FUSS metrics of the base Brain instead).
+    separation metrics with permutation solving do (``eval_output:
+    closest`` is this Brain's default; with ``eval_metrics: fuss``, the
+    FUSS metrics of the base Brain instead).
     """
+
+    eval_output = "closest"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -137,16 +139,3 @@ class SelfRemixingBrain(TeacherStudentBrain):
                 target.unsqueeze(1), unshuffled.sum(1, keepdim=True),
                 target, tau).mean()
         return self_remixing_loss(target, unshuffled, tau).mean()  # Eq. 5
-
-    # evaluation with permutation solving ---------------------------------
-    def compute_forward(self, batch, stage):
-        if stage != sb.Stage.TEST or self.metric_set.separated:
-            return super().compute_forward(batch, stage)
-        mix = batch.mix.data.to(self.device)
-        if self.eval_system == "mixture":
-            return mix
-        estimates = separate(self.modules.model, mix)
-        clean = batch.clean.data.to(self.device)
-        scores = si_sdr(estimates, clean.unsqueeze(1).expand_as(estimates))
-        best = scores.argmax(dim=1)
-        return estimates[torch.arange(len(best)), best]

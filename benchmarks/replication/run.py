@@ -108,12 +108,13 @@ JOBS = [
         needs={"_data": "supervised"}, objective="remixit",
         constrained=True),
     # Saijo & Ogawa's MixIT baseline for claim 4: mixtures of two observed
-    # mixtures, twice the outputs, every assignment, scored like the
-    # models from scratch (the output nearest the clean speech); "mixit"
-    # above is RemixIT's Table I MixIT (OOD noise, speech output fixed)
+    # mixtures, twice the outputs, every assignment, their loss (Eq. 8)
+    # and batch, scored like the models from scratch (the output nearest
+    # the clean speech); "mixit" above is RemixIT's Table I MixIT (OOD
+    # noise, speech output fixed)
     Job("mixit_scratch", "mixit_demo", "scratch",
         needs={"_data": "supervised"}, mom_from_batch=True,
-        all_assignments=True, num_sources=4, batch_size=8,
+        all_assignments=True, num_sources=4, batch_size=8, tau=0.001,
         eval_output="closest"),
     Job("cae", "cae_demo", "latent", needs={"_data": "supervised"},
         model=False, dnsmos=False),

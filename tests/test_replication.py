@@ -222,6 +222,17 @@ def test_replication_miniature(tmp_path):
     assert "objective: remixit" in hparams("remixit_scratch")
     assert os.path.join(out, "mixit_s1", "save") in hparams(
         "remixit_from_mixit")
+    assert "mom_from_batch: true" in hparams("mixit_scratch")
+    assert "eval_output: closest" in hparams("mixit_scratch")
+    # which output is the closest to the speech, file by file
+    spec = importlib.util.spec_from_file_location(
+        "speech_output", os.path.join(ROOT, "benchmarks", "replication",
+                                      "speech_output.py"))
+    speech_output = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speech_output)
+    counts = speech_output.closest_outputs(os.path.join(out,
+                                                        "mixit_scratch_s1"))
+    assert sum(counts.values()) == 3 and set(counts) <= {0, 1, 2, 3}
     assert os.path.isfile(os.path.join(out, "curves_s1.png"))
     with open(os.path.join(out, "verdicts_s1.md")) as f:
         assert len(f.read().strip().split("\n")) == 2 + len(run.CLAIMS)

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Which output of a trained model holds the speech, file by file.
+
+A model trained with a speech output (supervised, RemixIT, MixIT of
+Eq. 3) should have it at output 0 on every file; a model trained from
+scratch (Self-Remixing, RemixIT from scratch, MixIT of two mixtures) has
+its outputs in no fixed order, which its evaluation hides by scoring the
+output closest to the clean speech (``eval_output: closest``).  This
+counts, over a run's test set, how often each output is the closest::
+
+    python benchmarks/replication/speech_output.py \\
+        results/replication/self_remixing_s1 results/replication/supervised_s1
+
+prints ``{output: files}`` per run (the run's own ``test_csv``; it needs
+clean references).
+"""
+
+import argparse
+import os
+import sys
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+
+def closest_outputs(run_dir):
+    """``{output index: number of test files where it is the closest to
+    the clean speech}`` for the model a run's evaluation selected."""
+    from speechbrain_remix.apply import separate
+    from speechbrain_remix.data import make_dataset
+    from speechbrain_remix.losses import si_sdr
+    from speechbrain_remix.runs import load_run
+
+    model, hparams, _ = load_run(run_dir)
+    if getattr(model, "outputs_speech", False):
+        raise SystemExit(f"{run_dir}: its model outputs speech only")
+    test = make_dataset(hparams["test_csv"], hparams["data_folder"],
+                        hparams["sample_rate"], ("mix_wav", "clean_wav"))
+    counts = {}
+    with torch.no_grad():
+        for item in test:
+            estimates = separate(model, item["mix"][None])
+            scores = si_sdr(estimates, item["clean"][None, None].expand_as(
+                estimates))
+            k = int(scores.argmax())
+            counts[k] = counts.get(k, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", help="train.py output folders")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        print(f"{run}: {closest_outputs(run)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -76,7 +76,8 @@ def closest_output(estimates, reference):
     SI-SDR): permutation solving for a model whose outputs have no fixed
     order (trained from scratch, Saijo & Ogawa, 2023; MixIT of mixtures of
     mixtures), as separation metrics score it.  An oracle choice: it
-    needs the clean speech, so it is for evaluation only.
+    needs the clean speech, so it is for evaluation only.  Scored over
+    the whole length: give unpadded signals (a batch of one).
 
     Arguments
     ---------
@@ -100,7 +101,7 @@ def closest_output(estimates, reference):
     """
     scores = si_sdr(estimates, reference.unsqueeze(1).expand_as(estimates))
     best = scores.argmax(dim=1)
-    return estimates[torch.arange(len(best)), best]
+    return estimates[torch.arange(len(best), device=best.device), best]
 
 
 def is_causal(model):

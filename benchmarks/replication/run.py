@@ -89,11 +89,11 @@ class Job:
 
 # Saijo & Ogawa's MixIT (claim 4's baseline): mixtures of two observed
 # mixtures, twice the outputs, every assignment, their loss (Eq. 8) and
-# batch, scored like the models from scratch (the output nearest the clean
-# speech)
+# batch, selected and scored like the models from scratch (the last
+# checkpoint; the output nearest the clean speech)
 MIXIT_OF_MIXTURES = dict(mom_from_batch=True, all_assignments=True,
                          num_sources=4, batch_size=8, tau=0.001,
-                         eval_output="closest")
+                         select_by="last", eval_output="closest")
 
 JOBS = [
     Job("supervised", "supervised_demo", "supervised"),

@@ -390,7 +390,7 @@ class EnhancementBrain(sb.Brain):
                     f"valid_csv {self.hparams.valid_csv}; select by "
                     "valid_loss or last instead"
                 )
-            estimate = system(batch.mix.data.to(self.device))
+            estimate = self.apply_system(system, batch)
             n = batch.mix.data.shape[1]
             rows.append(self.test_item(estimate[0, ..., :n].float().cpu(),
                                        batch, 0, n))
@@ -458,10 +458,15 @@ class EnhancementBrain(sb.Brain):
     def compute_forward(self, batch, stage):
         if stage != sb.Stage.TEST:
             return self.training_forward(batch, stage)
-        mix = batch.mix.data.to(self.device)
-        estimate = self.eval_systems[self.eval_system](mix)
+        return self.apply_system(self.eval_systems[self.eval_system], batch)
+
+    def apply_system(self, system, batch):
+        """``system`` (one of :meth:`systems`) on the batch's mixtures:
+        speech ``[B, T]``, or every output ``[B, N, T]`` for a separated
+        metric set; with ``eval_output: closest``, the output nearest the
+        clean speech (permutation solving)."""
+        estimate = system(batch.mix.data.to(self.device))
         if estimate.dim() == 3 and not self.metric_set.separated:
-            # eval_output: closest (permutation solving)
             estimate = closest_output(estimate,
                                       batch.clean.data.to(self.device))
         return estimate

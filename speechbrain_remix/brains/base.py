@@ -447,7 +447,7 @@ class EnhancementBrain(sb.Brain):
         model = self.modules[self.model_key]
         if self.metric_set.separated:
             return {self.model_key: lambda mix: separate(model, mix)}
-        if self.eval_output == "closest":  # compute_forward picks one
+        if self.eval_output == "closest":  # apply_system picks one
             return {"mixture": lambda mix: mix,
                     self.model_key: lambda mix: separate(model, mix)}
         return {

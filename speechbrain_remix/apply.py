@@ -99,9 +99,22 @@ def closest_output(estimates, reference):
     >>> torch.equal(closest_output(est, ref), near)
     True
     """
-    scores = si_sdr(estimates, reference.unsqueeze(1).expand_as(estimates))
-    best = scores.argmax(dim=1)
+    best = closest_index(estimates, reference)
     return estimates[torch.arange(len(best), device=best.device), best]
+
+
+def closest_index(estimates, reference):
+    """Index ``[B]`` of each mixture's output closest to its reference
+    (highest SI-SDR; see :func:`closest_output`).
+
+    Example
+    -------
+    >>> ref = torch.randn(1, 800)
+    >>> closest_index(torch.stack([torch.randn(1, 800), ref], 1), ref)
+    tensor([1])
+    """
+    scores = si_sdr(estimates, reference.unsqueeze(1).expand_as(estimates))
+    return scores.argmax(dim=1)
 
 
 def is_causal(model):

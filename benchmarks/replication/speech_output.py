@@ -29,9 +29,8 @@ sys.path.insert(0, ROOT)
 def closest_outputs(run_dir):
     """``{output index: number of test files where it is the closest to
     the clean speech}`` for the model a run's evaluation selected."""
-    from speechbrain_remix.apply import separate
+    from speechbrain_remix.apply import closest_index, separate
     from speechbrain_remix.data import make_dataset
-    from speechbrain_remix.losses import si_sdr
     from speechbrain_remix.runs import load_run
 
     model, hparams, _ = load_run(run_dir)
@@ -43,9 +42,7 @@ def closest_outputs(run_dir):
     with torch.no_grad():
         for item in test:
             estimates = separate(model, item["mix"][None])
-            scores = si_sdr(estimates, item["clean"][None, None].expand_as(
-                estimates))
-            k = int(scores.argmax())
+            k = int(closest_index(estimates, item["clean"][None]))
             counts[k] = counts.get(k, 0) + 1
     return dict(sorted(counts.items()))
 

@@ -20,7 +20,11 @@ import os
 import torch
 
 from speechbrain_remix import __version__
-from speechbrain_remix.runs import load_run, read_run_info
+from speechbrain_remix.runs import (
+    load_run,
+    outputs_unordered,
+    read_run_info,
+)
 
 
 def class_path(obj):
@@ -63,8 +67,14 @@ def model_yaml(module, indent=0):
     return "\n".join(lines)
 
 
-def inference_yaml(model, sample_rate, header=""):
-    """The exported folder's ``hyperparams.yaml``."""
+def inference_yaml(model, sample_rate, header="", unordered=False):
+    """The exported folder's ``hyperparams.yaml`` (``unordered``: the
+    model's outputs come in no fixed order, see
+    :func:`~speechbrain_remix.runs.outputs_unordered`)."""
+    order = ("\n# trained from scratch: its outputs come in no fixed order, "
+             "so the first\n# (enhanced as the speech) is the speech on "
+             "some recordings only\nunordered_outputs: true\n"
+             if unordered else "")
     return f"""{header}# speechbrain-remix {__version__}: load with
 #   from speechbrain_remix.inference import RemixEnhancer
 #   enhancer = RemixEnhancer.from_hparams(source="<this folder>")
@@ -72,7 +82,7 @@ interface: speechbrain_remix.inference.RemixEnhancer
 
 # the rate the model was trained at; inputs of other rates are resampled
 sample_rate: {int(sample_rate)}
-
+{order}
 model: {model_yaml(model)}
 
 modules:
@@ -124,6 +134,16 @@ def model_card(run_dir, hparams, ckpt, model):
         "or `speechbrain-remix enhance <this folder> NOISY... --out DIR` "
         "(any rate, any length; see the package README).",
         "",
+    ]
+    if outputs_unordered(hparams):
+        lines += [
+            "**Trained from scratch: its outputs come in no fixed order.** "
+            "Output 0, written as the speech, is the speech on some "
+            "recordings only; write the others too (`--noise`) and keep "
+            "whichever is speech.",
+            "",
+        ]
+    lines += [
         "## Model",
         "",
         f"* class: `{class_path(model)}`, {n_params:,} parameters",
@@ -184,7 +204,8 @@ def export_run(run_dir, out_dir, onnx=False, force=False, device="cpu"):
     torch.save(model.state_dict(), os.path.join(out_dir, "model.ckpt"))
     header = f"# exported from {run_dir}, {ckpt.path.name}\n"
     with open(os.path.join(out_dir, "hyperparams.yaml"), "w") as f:
-        f.write(inference_yaml(model, hparams["sample_rate"], header))
+        f.write(inference_yaml(model, hparams["sample_rate"], header,
+                               outputs_unordered(hparams)))
     with open(os.path.join(out_dir, "README.md"), "w") as f:
         f.write(model_card(run_dir, hparams, ckpt, model))
     exported = RemixEnhancer.from_hparams(out_dir, run_opts={

@@ -52,6 +52,14 @@ from speechbrain_remix.streaming import StreamingSeparator
 
 logger = logging.getLogger(__name__)
 CHANNEL_POLICIES = ("downmix", "each")
+UNORDERED_WARNING = (
+    "this model was trained from scratch, so its outputs come in no fixed "
+    "order: output 0, written as the speech, is the speech on some "
+    "recordings only (in the replication, a Self-Remixing model's output 0 "
+    "held it on 11 to 52 of 60 test files, depending on the seed). Write "
+    "the other outputs too (speechbrain-remix enhance --noise, or "
+    "enhance_file(..., noise_path=...)) and keep whichever is speech, or "
+    "train RemixIT from a supervised teacher, whose output 0 is the speech")
 
 
 class RemixEnhancer(Pretrained):
@@ -59,7 +67,9 @@ class RemixEnhancer(Pretrained):
     model gets mean/std normalization and mixture consistency
     (:func:`~speechbrain_remix.apply.separate`) and its first output is
     the speech; a model with ``outputs_speech`` (the latent-space
-    enhancer) returns speech itself.
+    enhancer) returns speech itself.  A model trained from scratch has
+    its outputs in no fixed order (``unordered_outputs``): loading one
+    warns that output 0 is the speech on some recordings only.
 
     ``hparams`` needs ``sample_rate``; ``modules`` needs ``model``.
 
@@ -79,6 +89,11 @@ class RemixEnhancer(Pretrained):
 
     HPARAMS_NEEDED = ["sample_rate"]
     MODULES_NEEDED = ["model"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.unordered_outputs:
+            logger.warning(UNORDERED_WARNING)
 
     @classmethod
     def from_hparams(cls, source, hparams_file="hyperparams.yaml",
@@ -105,11 +120,12 @@ class RemixEnhancer(Pretrained):
     def from_run(cls, run_dir, device="cpu"):
         """Loads the model a ``train.py`` run's evaluation selected (see
         :func:`speechbrain_remix.runs.load_run`)."""
-        from speechbrain_remix.runs import load_run
+        from speechbrain_remix.runs import load_run, outputs_unordered
 
         model, hparams, _ = load_run(run_dir, device)
         return cls(modules={"model": model},
-                   hparams={"sample_rate": hparams["sample_rate"]},
+                   hparams={"sample_rate": hparams["sample_rate"],
+                            "unordered_outputs": outputs_unordered(hparams)},
                    run_opts={"device": device})
 
     @classmethod
@@ -124,6 +140,12 @@ class RemixEnhancer(Pretrained):
     @property
     def sample_rate(self):
         return int(self.hparams.sample_rate)
+
+    @property
+    def unordered_outputs(self):
+        """Whether the model's outputs come in no fixed order (trained from
+        scratch): then output 0 is the speech on some recordings only."""
+        return bool(getattr(self.hparams, "unordered_outputs", False))
 
     # ------------------------------------------------------------------
     # tensors at the model's rate

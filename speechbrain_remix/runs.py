@@ -111,6 +111,27 @@ def is_run_folder(path):
             and os.path.isdir(os.path.join(path, "save")))
 
 
+def outputs_unordered(hparams):
+    """Whether a run's model has its outputs in no fixed order: a model
+    trained from scratch (Self-Remixing, RemixIT from scratch, MixIT of
+    two mixtures), which its evaluation scored by the output nearest the
+    clean speech (``eval_output: closest``).  Its first output, which
+    enhancement writes as the speech, is the speech on some recordings
+    only.
+
+    Example
+    -------
+    >>> from speechbrain_remix.brains import SelfRemixingBrain
+    >>> outputs_unordered({"brain_class": SelfRemixingBrain})
+    True
+    >>> outputs_unordered({"brain_class": SelfRemixingBrain,
+    ...                    "eval_output": "first"})
+    False
+    """
+    default = getattr(hparams["brain_class"], "eval_output", "first")
+    return hparams.get("eval_output", default) == "closest"
+
+
 def load_run(run_dir, device="cpu"):
     """The model a run's evaluation selected, ready to enhance.
 

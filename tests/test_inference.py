@@ -360,6 +360,50 @@ def test_enhance_command_reads_a_run_folder(run_dir, speech, tmp_path):
     assert sf.info(str(tmp_path / "o" / "a.wav")).frames == 16000
 
 
+def test_a_model_from_scratch_warns_that_its_outputs_are_unordered(
+        run_dir, exported, demo_data, speech, tmp_path, monkeypatch):
+    """A Self-Remixing model (outputs in no fixed order) warns on loading,
+    from its run or its export, and says so in its card; the fix the
+    warning names (--noise) writes its other output.  A supervised model
+    (speech at output 0) does not warn."""
+    from speechbrain_remix import inference
+    from speechbrain_remix.apply import separate
+    from speechbrain_remix.inference import UNORDERED_WARNING
+
+    scratch = str(tmp_path / "scratch")
+    train.main(argv("self_remixing_demo.yaml", data_folder=demo_data,
+                    output_folder=scratch))
+    out = str(tmp_path / "export")
+    warned = []  # speechbrain's log setup stops propagation to caplog
+    monkeypatch.setattr(inference.logger, "warning",
+                        lambda msg, *a: warned.append(msg % a))
+    RemixEnhancer.from_run(run_dir)
+    RemixEnhancer.from_hparams(exported)
+    assert UNORDERED_WARNING not in warned
+    enhancer = RemixEnhancer.from_run(scratch)
+    assert warned.count(UNORDERED_WARNING) == 1
+    assert cli(["export", scratch, out]) == 0
+    warned.clear()
+    RemixEnhancer.from_hparams(out)
+    assert warned == [UNORDERED_WARNING]
+    assert "unordered_outputs: true" in open(
+        os.path.join(out, "hyperparams.yaml")).read()
+    assert "no fixed order" in open(os.path.join(out, "README.md")).read()
+    assert "no fixed order" not in open(
+        os.path.join(exported, "README.md")).read()
+    # --noise writes output 1 of this 2-output model
+    path = tmp_path / "a.wav"
+    sf.write(path, speech[:16000], 16000, subtype="FLOAT")
+    assert cli(["enhance", scratch, str(path), "--out", str(tmp_path / "o"),
+                "--noise"]) == 0
+    noise = sf.read(str(tmp_path / "o" / "a_noise.wav"), dtype="float32")[0]
+    with torch.no_grad():
+        outputs = separate(enhancer.mods.model,
+                           torch.from_numpy(speech[:16000]).float()[None])
+    assert outputs.shape[1] == 2
+    np.testing.assert_allclose(noise, outputs[0, 1].numpy(), atol=2e-3)
+
+
 def test_console_script_is_installed():
     from importlib.metadata import entry_points
 

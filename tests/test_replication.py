@@ -233,6 +233,10 @@ def test_replication_miniature(tmp_path):
     counts = speech_output.closest_outputs(os.path.join(out,
                                                         "mixit_scratch_s1"))
     assert sum(counts.values()) == 3 and set(counts) <= {0, 1, 2, 3}
+    again, picks = speech_output.closest_outputs(
+        os.path.join(out, "mixit_scratch_s1"), dnsmos=True)
+    assert again == counts and set(picks) >= {"dnsmos_sig", "dnsmos_ovrl"}
+    assert all(0 <= n <= 3 for n in picks.values())
     assert os.path.isfile(os.path.join(out, "curves_s1.png"))
     with open(os.path.join(out, "verdicts_s1.md")) as f:
         assert len(f.read().strip().split("\n")) == 2 + len(run.CLAIMS)

@@ -12,7 +12,10 @@ counts, over a run's test set, how often each output is the closest::
         results/replication/self_remixing_s1 results/replication/supervised_s1
 
 prints ``{output: files}`` per run (the run's own ``test_csv``; it needs
-clean references).
+clean references).  ``--dnsmos`` also counts the files on which each
+reference-free DNSMOS score (highest SIG, BAK, OVRL or P.808 among the
+outputs) picks that same output: whether the speech output could be
+chosen without the clean speech.
 """
 
 import argparse
@@ -26,11 +29,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 sys.path.insert(0, ROOT)
 
 
-def closest_outputs(run_dir):
+def closest_outputs(run_dir, dnsmos=False):
     """``{output index: number of test files where it is the closest to
-    the clean speech}`` for the model a run's evaluation selected."""
+    the clean speech}`` for the model a run's evaluation selected; with
+    ``dnsmos``, also ``{DNSMOS score: files where its highest output is
+    that closest one}``."""
     from speechbrain_remix.apply import closest_index, separate
     from speechbrain_remix.data import make_dataset
+    from speechbrain_remix.metrics.dnsmos import dnsmos as score
     from speechbrain_remix.runs import load_run
 
     model, hparams, _ = load_run(run_dir)
@@ -38,21 +44,31 @@ def closest_outputs(run_dir):
         raise SystemExit(f"{run_dir}: its model outputs speech only")
     test = make_dataset(hparams["test_csv"], hparams["data_folder"],
                         hparams["sample_rate"], ("mix_wav", "clean_wav"))
-    counts = {}
+    counts, picks = {}, {}
     with torch.no_grad():
         for item in test:
             estimates = separate(model, item["mix"][None])
             k = int(closest_index(estimates, item["clean"][None]))
             counts[k] = counts.get(k, 0) + 1
-    return dict(sorted(counts.items()))
+            if dnsmos:
+                scores = [score(e, hparams["sample_rate"])
+                          for e in estimates[0]]
+                for key in scores[0]:
+                    best = max(range(len(scores)),
+                               key=lambda j: scores[j][key])
+                    picks[key] = picks.get(key, 0) + (best == k)
+    counts = dict(sorted(counts.items()))
+    return (counts, picks) if dnsmos else counts
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="train.py output folders")
+    parser.add_argument("--dnsmos", action="store_true",
+                        help="also: how often each DNSMOS score picks it")
     args = parser.parse_args(argv)
     for run in args.runs:
-        print(f"{run}: {closest_outputs(run)}", flush=True)
+        print(f"{run}: {closest_outputs(run, args.dnsmos)}", flush=True)
 
 
 if __name__ == "__main__":

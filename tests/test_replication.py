@@ -2,6 +2,7 @@
 download), its verdict rule, and a miniature of the whole command on the
 shipped demo corpus (the pipeline, not the verdicts)."""
 
+import argparse
 import csv
 import importlib.util
 import os
@@ -17,10 +18,10 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import build_offline_corpus as corpus  # noqa: E402
 
 
-def _load_runner():
+def _load_runner(name="run"):
     spec = importlib.util.spec_from_file_location(
-        "replication_run",
-        os.path.join(ROOT, "benchmarks", "replication", "run.py"))
+        f"replication_{name}",
+        os.path.join(ROOT, "benchmarks", "replication", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -244,3 +245,29 @@ def test_replication_miniature(tmp_path):
     run.main(argv)  # every run finished: nothing is trained again
     assert open(os.path.join(out, "results.csv")).read() == before
     assert run.reproduces(out, out, [1])
+
+
+def test_demo_teacher_study_table(tmp_path):
+    """teacher_study_demo.py's table: each update's per-seed difference
+    from the YAML's EMA 0.2, paired by seed, on hand-made summaries."""
+    study = _load_runner("teacher_study_demo")
+    values = {("ema0.2", 1): (2.0, 1.30), ("ema0.2", 2): (3.0, 1.20),
+              ("static", 1): (2.5, 1.20), ("static", 2): (2.75, 1.25)}
+    for (name, seed), (sdri, pesq) in values.items():
+        folder = tmp_path / f"{name}_s{seed}"
+        folder.mkdir()
+        (folder / "summary.csv").write_text(
+            "ID,si_sdr,si_sdri,pesq,stoi\n"
+            "teacher,1.0,1.0,1.1,0.5\n"
+            f"student,{sdri},{sdri},{pesq},0.6\n")
+    args = argparse.Namespace(out=str(tmp_path), seeds=[1, 2],
+                              updates=["ema0.2", "ema0.05", "static"])
+    lines = study.table(args).split("\n")
+    assert "| static | 2 | +0.50, -0.25 | -0.10, +0.05 | +0.000 |" in lines
+    assert not any(line.startswith("| ema0.05") for line in lines)
+    cmd = study.command("static", 1, argparse.Namespace(teacher="t",
+                                                         out="o"))
+    assert "--teacher_update=!new:speechbrain_remix.teacher." \
+        "StaticTeacher" in cmd and "--teacher_source=t" in cmd
+    assert not any("teacher_update" in a for a in study.command(
+        "ema0.2", 1, argparse.Namespace(teacher="t", out="o")))

@@ -139,8 +139,9 @@ def model_card(run_dir, hparams, ckpt, model):
         lines += [
             "**Trained from scratch: its outputs come in no fixed order.** "
             "Output 0, written as the speech, is the speech on some "
-            "recordings only; write the others too (`--noise`) and keep "
-            "whichever is speech.",
+            "recordings only; write the rest of the mixture too "
+            "(`--noise`: the other output of a two-output model, the sum "
+            "of the others otherwise) and keep whichever is speech.",
             "",
         ]
     lines += [

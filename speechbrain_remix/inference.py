@@ -57,8 +57,9 @@ UNORDERED_WARNING = (
     "order: output 0, written as the speech, is the speech on some "
     "recordings only (in the replication, a Self-Remixing model's output 0 "
     "held it on 11 to 52 of 60 test files, depending on the seed). Write "
-    "the other outputs too (speechbrain-remix enhance --noise, or "
-    "enhance_file(..., noise_path=...)) and keep whichever is speech, or "
+    "the rest of the mixture too (speechbrain-remix enhance --noise, or "
+    "enhance_file(..., noise_path=...): a two-output model's other output, "
+    "the sum of the others otherwise) and keep whichever is speech, or "
     "train RemixIT from a supervised teacher, whose output 0 is the speech")
 
 

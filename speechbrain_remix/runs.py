@@ -119,6 +119,22 @@ def outputs_unordered(hparams):
     enhancement writes as the speech, is the speech on some recordings
     only.
 
+    The run's own evaluation setting is the evidence (the YAML's
+    ``eval_output``, else its Brain's default): a run scored on output 0
+    claimed output 0 is the speech.  A RemixIT student distilled from a
+    from-scratch teacher inherits that teacher's order and is not
+    detected.
+
+    Arguments
+    ---------
+    hparams : dict
+        A run's hyperparameters (``brain_class``, optional
+        ``eval_output``).
+
+    Returns
+    -------
+    bool
+
     Example
     -------
     >>> from speechbrain_remix.brains import SelfRemixingBrain

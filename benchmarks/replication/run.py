@@ -165,8 +165,9 @@ CLAIMS = [
 
 
 # Why a claim does not hold (``--study``): the RemixIT student from its
-# supervised teacher (claim 1a) with one setting changed at a time; each
-# is judged against its own run's teacher and against remixit_ema.
+# supervised teacher (claim 1a) with one setting changed at a time, each
+# judged against its own run's teacher and against remixit_ema; then
+# claim 4 with twice the epochs and with a teacher updated every step.
 STUDY_JOBS = [
     Job("supervised_long", "supervised_demo", "supervised_long"),
     Job("remixit_long_teacher", "remixit_demo", "remixit",
@@ -553,7 +554,8 @@ def main(argv=None):
     parser.add_argument("--study", action="store_true",
                         help="also the settings study of claim 1a "
                         "(STUDY_JOBS: teacher epochs, lr, EMA weight, "
-                        "batch, student epochs) and of claim 4 (epochs)")
+                        "batch, student epochs) and of claim 4 (epochs, "
+                        "EMA updates every step)")
     parser.add_argument("--n_test", type=int, default=None,
                         help="test mixtures (default: the scale's; the "
                         "demo corpus has speech for 53)")

@@ -35,6 +35,7 @@ METRICS = ("si_sdri", "pesq", "stoi")
 
 
 def command(name, seed, args):
+    """The ``train.py`` command line of update ``name`` and ``seed``."""
     cmd = [sys.executable, os.path.join(ROOT, "train.py"),
            os.path.join(ROOT, "hparams", "remixit_demo.yaml"),
            f"--seed={seed}", f"--teacher_source={args.teacher}",
@@ -46,6 +47,7 @@ def command(name, seed, args):
 
 
 def summary(args, name, seed):
+    """``{row: {metric: value}}`` of a finished run, else ``None``."""
     path = os.path.join(args.out, f"{name}_s{seed}", "summary.csv")
     if not os.path.isfile(path):
         return None
@@ -55,6 +57,8 @@ def summary(args, name, seed):
 
 
 def run_all(args):
+    """Trains every (update, seed) not finished, ``args.workers`` at a
+    time; a failed run stops the others and exits naming its log."""
     todo = [(n, s) for s in args.seeds for n in args.updates
             if summary(args, n, s) is None]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -70,13 +74,15 @@ def run_all(args):
                 stderr=subprocess.STDOUT, env=env, cwd=ROOT)))
         name, seed, log, proc = running.pop(0)
         if proc.wait() != 0:
+            for *_, other in running:
+                other.kill()
             sys.exit(f"{name} seed {seed} failed: see {log.name}")
         log.close()
 
 
 def table(args):
-    """Markdown rows: each run's student, then each update's mean paired
-    difference from the YAML's (``ema0.2``)."""
+    """Markdown: each run's student, then each update's differences from
+    the YAML's (``ema0.2``), paired by seed (STOI: their mean)."""
     lines = ["| update | seed | teacher SI-SDRi | student SI-SDRi | PESQ |"
              " STOI |", "|---|---|---|---|---|---|"]
     diffs = {}

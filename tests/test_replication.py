@@ -291,3 +291,25 @@ def test_demo_teacher_study_table(tmp_path):
         "StaticTeacher" in cmd and "--teacher_source=t" in cmd
     assert not any("teacher_update" in a for a in study.command(
         "ema0.2", 1, argparse.Namespace(teacher="t", out="o")))
+
+
+def test_dnsmos_is_added_to_finished_runs_only_when_asked(tmp_path):
+    """``--dnsmos`` re-evaluates a finished run whose summary lacks DNSMOS,
+    never one that has it, one without a summary, or a job without DNSMOS
+    (the latent SSE)."""
+    jobs = {j.name: j for j in run.JOBS}
+    for name, header in (("remixit_ema", "ID,si_sdri"),
+                         ("remixit_static", "ID,si_sdri,dnsmos_ovrl"),
+                         ("cae", "ID,si_sdri")):
+        folder = tmp_path / f"{name}_s1"
+        folder.mkdir()
+        value = ",2.1" if "dnsmos" in header else ""
+        (folder / "summary.csv").write_text(
+            f"{header}\nstudent,1.0{value}\n")
+    on = argparse.Namespace(out=str(tmp_path), dnsmos=True)
+    off = argparse.Namespace(out=str(tmp_path), dnsmos=False)
+    assert run.lacks_dnsmos(on, jobs["remixit_ema"], 1)
+    assert not run.lacks_dnsmos(off, jobs["remixit_ema"], 1)
+    assert not run.lacks_dnsmos(on, jobs["remixit_static"], 1)
+    assert not run.lacks_dnsmos(on, jobs["cae"], 1)
+    assert not run.lacks_dnsmos(on, jobs["remixit_ema"], 2)  # not run yet

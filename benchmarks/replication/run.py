@@ -259,7 +259,8 @@ def run_jobs(args, scale, jobs=JOBS):
     """Runs every (job, seed) not finished, ``args.workers`` at a time,
     each when the jobs it needs have finished."""
     todo = [(job, seed) for seed in args.seeds for job in jobs
-            if not finished(args.out, job.name, seed)]
+            if not finished(args.out, job.name, seed)
+            or lacks_dnsmos(args, job, seed)]
     # the jobs others wait for first (every seed's teacher, then theirs)
     todo.sort(key=lambda js: (depth(js[0], jobs), js[1]))
     running, failed = {}, []
@@ -332,6 +333,18 @@ def with_needs(names, jobs):
 def finished(out, job, seed):
     return os.path.isfile(os.path.join(job_folder(out, job, seed),
                                        "summary.csv"))
+
+
+def lacks_dnsmos(args, job, seed):
+    """With ``--dnsmos``, whether a finished run's summary has no DNSMOS:
+    run again, it resumes at its last epoch and only evaluates, so DNSMOS
+    is added without training anything again."""
+    if not (getattr(args, "dnsmos", False) and job.dnsmos
+            and finished(args.out, job.name, seed)):
+        return False
+    path = os.path.join(job_folder(args.out, job.name, seed), "summary.csv")
+    with open(path, newline="") as f:
+        return not any(row.get("dnsmos_ovrl") for row in csv.DictReader(f))
 
 
 def collect(out, seeds, jobs=JOBS + STUDY_JOBS):
@@ -550,7 +563,8 @@ def main(argv=None):
     parser.add_argument("--dnsmos", action="store_true",
                         help="also DNSMOS P.835 of every enhancement system "
                         "(about 1.2 s per file and system on one thread: "
-                        "more than the training at the full scale)")
+                        "more than the training at the full scale); "
+                        "finished runs without it are evaluated again")
     parser.add_argument("--study", action="store_true",
                         help="also the settings study of claim 1a "
                         "(STUDY_JOBS: teacher epochs, lr, EMA weight, "
